@@ -1,0 +1,66 @@
+"""One figure style for every notebook, and the few plotting helpers they share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+STRATEGY_COLORS = {
+    "full": "#1b1b1b",
+    "single-pass": "#7f7f7f",
+    "tiled": "#1f77b4",
+    "diffusers-tiled": "#17becf",
+    "chunked": "#2ca02c",
+    "chunked-naive": "#d62728",
+    "chunked-window": "#ff7f0e",
+    "tiled+chunked": "#9467bd",
+}
+
+WEIGHT_LABELS = {
+    "random": "random weights (real config): latency/memory meaningful, quality not",
+    "tiny": "tiny random config: exactness and shapes only",
+    "embedded": "embedded tiny model trained in-project on real clips",
+    "pretrained": "pretrained hub weights",
+}
+
+
+def use_style() -> None:
+    """Apply the house style (size, DPI, fonts, grid) to matplotlib."""
+    matplotlib.rcParams.update({
+        "figure.figsize": (7.0, 4.0),
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "savefig.bbox": "tight",
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+    })
+
+
+def color(strategy: str) -> str:
+    return STRATEGY_COLORS.get(strategy, "#8c564b")
+
+
+def weights_note(weights: str) -> str:
+    """The caption every quality figure carries about its weights."""
+    return WEIGHT_LABELS.get(weights, weights)
+
+
+def title(what: str, *, model: str, weights: str, device: str = "cpu") -> str:
+    """A title that says what was measured, on which device, model and weights."""
+    return f"{what}\n{model} · {weights} weights · {device}"
+
+
+def save(fig, name: str, folder: str | Path = "figures") -> list[Path]:
+    """Save a figure as PNG and SVG into ``folder``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    for p in paths:
+        fig.savefig(p)
+    return paths
