@@ -9,7 +9,9 @@ which frame counts decode cleanly and the family's own tiling defaults.
 * ``"random"``     – the real full-size config with seeded random weights
   (right for latency and memory, meaningless for quality);
 * ``"tiny"``       – a small config of the same class with seeded random weights,
-  for fast tests and CI.
+  for fast tests and CI;
+* ``"embedded"``   – a small model of the same class trained in-project on real clips and
+  shipped inside the package (:mod:`vaestudy.embedded`), where one exists for the family.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import torch
 
-WEIGHT_SOURCES = ("pretrained", "random", "tiny")
+WEIGHT_SOURCES = ("pretrained", "random", "tiny", "embedded")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,10 @@ class VAEFamily:
     spatial_compression: int
     temporal_compression: int
     latent_channels: int
-    causal: bool  # decoder carries a causal temporal cache (exact streaming possible)
+    causal: bool  # decoder convolutions are causal in time
+    cache: str | None  # name of the decoder's carried temporal cache, if diffusers exposes one
+    frame_step: int  # valid pixel frame counts are 1 + frame_step * k
+    clamps_output: bool  # decode() clamps the output to [-1, 1]
     norm: str  # normalisation inside the decoder: "rms" (per-pixel) or "group" (spans space and time)
     tiling_defaults: dict[str, Any]
     decode_notes: str  # what the family's own decode() does inside
@@ -43,14 +48,18 @@ class VAEFamily:
     full_config: dict[str, Any] = field(default_factory=dict)  # overrides of the class defaults
 
     # ---- frame counts -------------------------------------------------------------
+    @property
+    def streamable(self) -> bool:
+        """True when chunks can be decoded exactly by carrying the decoder's cache."""
+        return self.cache is not None
+
     def valid_frame_counts(self, up_to: int = 200) -> list[int]:
-        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + t*k."""
-        t = self.temporal_compression
-        return list(range(1, up_to + 1, t))
+        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k."""
+        return list(range(1, up_to + 1, self.frame_step))
 
     def check_frames(self, frames: int, name: str = "frames") -> None:
-        t = self.temporal_compression
-        if not isinstance(frames, int) or frames < 1 or (frames - 1) % t != 0:
+        t = self.frame_step
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1 or (frames - 1) % t != 0:
             examples = ", ".join(str(f) for f in self.valid_frame_counts(4 * t + 1))
             raise ValueError(
                 f"{name}={frames!r} cannot be decoded cleanly by {self.name}: "
@@ -75,8 +84,28 @@ class VAEFamily:
         s = self.spatial_compression
         return (3, self.pixel_frames(latent_frames), latent_height * s, latent_width * s)
 
+    def check_latent_frames(self, latent_frames: int, name: str = "latent frames") -> None:
+        """Latent frame counts must map back to a valid pixel count (odd counts for CogVideoX)."""
+        step = self.frame_step // self.temporal_compression
+        if latent_frames < 1 or (latent_frames - 1) % step != 0:
+            raise ValueError(
+                f"{name}={latent_frames} cannot be decoded cleanly by {self.name}: valid latent frame counts "
+                f"are 1 + {step}*k (pixel frames 1 + {self.frame_step}*k)"
+            )
+
     def pixel_frames(self, latent_frames: int) -> int:
         return (latent_frames - 1) * self.temporal_compression + 1
+
+    def latent_to_pixel_frames(self, start: int, stop: int) -> tuple[int, int]:
+        """Pixel frame range [a, b) produced by latent frames [start, stop) of a causal decode.
+
+        Latent frame 0 yields pixel frame 0 alone; latent frame i >= 1 yields the
+        temporal_compression frames that follow.
+        """
+        t = self.temporal_compression
+        a = 0 if start == 0 else (start - 1) * t + 1
+        b = 0 if stop == 0 else (stop - 1) * t + 1
+        return a, b
 
 
 FAMILIES: dict[str, VAEFamily] = {
@@ -89,6 +118,9 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=16,
         causal=True,
+        cache="feat_cache",
+        frame_step=4,
+        clamps_output=True,
         norm="rms",
         tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
                          "tile_sample_stride_height": 192, "tile_sample_stride_width": 192},
@@ -106,6 +138,9 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=16,
         causal=True,
+        cache="conv_cache",
+        frame_step=8,
+        clamps_output=False,
         norm="group",
         tiling_defaults={"tile_sample_min_height": 240, "tile_sample_min_width": 360,
                          "tile_overlap_factor_height": 1 / 6, "tile_overlap_factor_width": 1 / 5},
@@ -123,7 +158,10 @@ FAMILIES: dict[str, VAEFamily] = {
         spatial_compression=8,
         temporal_compression=4,
         latent_channels=16,
-        causal=False,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=False,
         norm="group",
         tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
                          "tile_sample_stride_height": 192, "tile_sample_stride_width": 192,
@@ -142,6 +180,9 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=8,
         latent_channels=128,
         causal=False,
+        cache=None,
+        frame_step=8,
+        clamps_output=False,
         norm="rms",
         tiling_defaults={"tile_sample_min_height": 512, "tile_sample_min_width": 512,
                          "tile_sample_stride_height": 448, "tile_sample_stride_width": 448},
@@ -158,12 +199,16 @@ FAMILIES: dict[str, VAEFamily] = {
         spatial_compression=8,
         temporal_compression=6,
         latent_channels=12,
-        causal=False,
+        causal=True,
+        cache=None,
+        frame_step=6,
+        clamps_output=False,
         norm="group",
         tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
                          "tile_sample_stride_height": 192, "tile_sample_stride_width": 192},
         decode_notes="decode() runs the whole latent in one pass; framewise mode changes the padding.",
-        tiny_config={"encoder_block_out_channels": (8, 16, 32, 32), "decoder_block_out_channels": (8, 16, 32, 32),
+        # Mochi's GroupNorm has 32 groups hard-wired, so every width must be a multiple of 32.
+        tiny_config={"encoder_block_out_channels": (32, 32, 32, 32), "decoder_block_out_channels": (32, 32, 32, 32),
                      "layers_per_block": (1, 1, 1, 1, 1), "add_attention_block": (False, False, False, False, False)},
     ),
 }
@@ -220,6 +265,15 @@ def load_vae(
     cls = _vae_class(family)
     if weights == "pretrained":
         vae = _load_pretrained(family, cls, path)
+    elif weights == "embedded":
+        from vaestudy.embedded import EMBEDDED, load_embedded
+
+        if family.name not in EMBEDDED:
+            raise ValueError(
+                f"weights='embedded' is not available for model={name!r}; embedded models exist for: "
+                f"{', '.join(EMBEDDED) or 'none yet'}"
+            )
+        vae = load_embedded(family.name)
     else:
         config = dict(family.full_config) if weights == "random" else dict(family.tiny_config)
         gen_state = torch.random.get_rng_state()
