@@ -1,0 +1,436 @@
+"""Train the tiny embedded VAEs on CPU: ``python -m vaestudy.train_tiny --family wan``.
+
+A small ``AutoencoderKLWan`` (causal convs, RMSNorm) or ``AutoencoderKLCogVideoX`` (GroupNorm),
+both 4x8x8 with 16 latent channels, trained on seeded random crops of bigbuckbunny and carphone
+(plus ``skimage.data`` stills panned by random camera paths), with ``bikes`` held out.  The run is
+resumable: a checkpoint (model, EMA, optimizer, scheduler, RNG state, step, elapsed wall time) is
+written every ``--ckpt-minutes`` to a directory outside the git tree, and training crops are a pure
+function of (seed, step), so a resumed run sees what an uninterrupted one would have.  At the end
+(or with ``--ship-only``) the EMA weights go to ``vaestudy/weights/`` as fp16 safetensors with a
+JSON card and a Markdown model card whose numbers are measured on the shipped (fp16) weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaestudy import data
+from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, build_model, heldout_scores
+
+FAMILIES = {"wan": "wan2.1", "cogvideox": "cogvideox"}  # CLI name -> registry / EMBEDDED key
+HELDOUT = {"name": "bikes", "n": 8, "frames": 17, "size": (128, 128)}
+TEST_SUBSET = (0, 4)  # crops of the held-out set the fast tests re-evaluate
+
+
+def model_config(family: str, width: int) -> tuple[str, dict]:
+    """(diffusers class, config) of the tiny model; ``width`` is the first stage's channel count."""
+    if family == "wan":
+        return "AutoencoderKLWan", {
+            "base_dim": width, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1,
+            "attn_scales": [], "temperal_downsample": [False, True, True], "dropout": 0.0,
+            "latents_mean": [0.0] * 16, "latents_std": [1.0] * 16,
+        }
+    if family == "cogvideox":
+        return "AutoencoderKLCogVideoX", {
+            "block_out_channels": [width, 2 * width, 4 * width, 4 * width], "latent_channels": 16,
+            "layers_per_block": 1, "norm_num_groups": 8, "temporal_compression_ratio": 4,
+            "sample_height": 128, "sample_width": 128, "use_quant_conv": False, "use_post_quant_conv": False,
+        }
+    raise ValueError(f"family={family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def init_logvar_small(vae: torch.nn.Module) -> None:
+    """Start the posterior's log-variance near -6 (std 0.05) so sampling noise does not drown the signal.
+
+    FINDINGS: with the default init (logvar ~ 0, std ~ 1) nothing is learned in the first minutes.
+    The moments come from ``quant_conv`` (Wan) or, without one, from the encoder's ``conv_out`` (CogVideoX).
+    """
+    conv = getattr(vae, "quant_conv", None)
+    if conv is None:
+        conv = vae.encoder.conv_out
+    conv = getattr(conv, "conv", conv)  # CogVideoX wraps its Conv3d in a causal module
+    half = conv.out_channels // 2
+    with torch.no_grad():
+        conv.weight[half:] *= 0.1
+        conv.bias[half:] = -6.0
+
+
+def _wan_decode_unclamped(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Wan's own frame-by-frame cached decode, minus the final clamp (a clamp has no gradient outside [-1, 1])."""
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    outs = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        outs.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                                first_chunk=(i == 0)))
+    vae.clear_cache()
+    return torch.cat(outs, 2)
+
+
+def forward_train(vae: torch.nn.Module, family: str, x: torch.Tensor, gen: torch.Generator):
+    """(reconstruction, posterior mean, log-variance) with a sampled latent; the family's own chunking."""
+    moments = vae._encode(x)
+    mean, logvar = moments.chunk(2, dim=1)
+    logvar = logvar.clamp(-30.0, 20.0)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+    rec = _wan_decode_unclamped(vae, z) if family == "wan" else vae._decode(z).sample
+    return rec, mean, logvar
+
+
+def loss_terms(rec: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+               first_frame_weight: float, grad_weight: float, kl_weight: float) -> dict:
+    """L1 + MSE (frame-weighted), L1 of spatial gradients, and KL (mean per latent element)."""
+    t = x.shape[2]
+    w = torch.ones(t)
+    w[0] = first_frame_weight
+    w = (w / w.sum() * t).view(1, 1, t, 1, 1)
+    err = rec - x
+    l1 = (err.abs() * w).mean()
+    mse = (err.pow(2) * w).mean()
+
+    def grads(v):
+        return v[..., 1:, :] - v[..., :-1, :], v[..., :, 1:] - v[..., :, :-1]
+
+    (ry, rx), (xy, xx) = grads(rec), grads(x)
+    grad = ((ry - xy).abs() * w).mean() + ((rx - xx).abs() * w).mean()
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+    total = l1 + mse + grad_weight * grad + kl_weight * kl
+    return {"total": total, "l1": l1, "mse": mse, "grad": grad, "kl": kl}
+
+
+class WarmupCosine:
+    """lr multiplier: linear warmup over ``warmup`` steps, then cosine to ``floor`` at ``total`` steps."""
+
+    def __init__(self, warmup: int, total: int, floor: float = 0.05) -> None:
+        self.warmup, self.total, self.floor = warmup, total, floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        p = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def make_sampler(args) -> data.CropSampler:
+    clips = {"bigbuckbunny": tuple(args.bbb_scales), "carphone": (1.0,)}
+    return data.CropSampler(clips, data.STILLS if args.still_fraction > 0 else (), frames=args.frames,
+                            size=(args.crop, args.crop), seed=args.seed, still_fraction=args.still_fraction,
+                            max_shift=args.max_shift)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _log(out_dir: Path, record: dict) -> None:
+    with open(out_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vaestudy.train_tiny", description=__doc__.split("\n")[0])
+    p.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    p.add_argument("--minutes", type=float, default=60.0, help="wall budget over all resumes (minutes)")
+    p.add_argument("--steps", type=int, default=None, help="schedule length (default: per family)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the other core is for the team)")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint dir (default ~/.cache/vaestudy/train/<family>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=None, help="channels of the first stage (default: per family)")
+    p.add_argument("--frames", type=int, default=None, help="frames per training crop (1 + 4k; default per family)")
+    p.add_argument("--crop", type=int, default=64, help="training crop side (pixels, multiple of 8)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=60)
+    p.add_argument("--first-frame-weight", type=float, default=3.0)
+    p.add_argument("--grad-weight", type=float, default=0.5)
+    p.add_argument("--kl-weight", type=float, default=1e-4)
+    p.add_argument("--still-fraction", type=float, default=0.3)
+    p.add_argument("--max-shift", type=float, default=3.0, help="max still pan speed (pixels/frame)")
+    p.add_argument("--bbb-scales", type=float, nargs="+", default=[0.25, 0.5])
+    p.add_argument("--ema", type=float, default=0.998)
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument("--eval-minutes", type=float, default=15.0)
+    p.add_argument("--no-ship", action="store_true", help="do not write vaestudy/weights/ at the end")
+    p.add_argument("--ship-only", action="store_true", help="ship the last checkpoint without training")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    a = p.parse_args(argv)
+    defaults = {"wan": {"width": 16, "frames": 9, "steps": 2400}, "cogvideox": {"width": 16, "frames": 9, "steps": 1200}}
+    for k, v in defaults[a.family].items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    if (a.frames - 1) % 4:
+        p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
+    if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
+        p.error(f"--frames={a.frames}: CogVideoX decodes cleanly only 1 + 8k frames (9, 17, ...)")
+    if a.crop % 8 or a.crop < 8:
+        p.error(f"--crop={a.crop} must be a positive multiple of 8")
+    if a.out is None:
+        a.out = Path.home() / ".cache" / "vaestudy" / "train" / a.family
+    return a
+
+
+def _recipe(args) -> dict:
+    keys = ["family", "seed", "width", "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight",
+            "grad_weight", "kl_weight", "still_fraction", "max_shift", "bbb_scales", "ema"]
+    return {k: getattr(args, k) for k in keys}
+
+
+def train(args) -> Path:
+    torch.set_num_threads(args.threads)
+    cls_name, config = model_config(args.family, args.width)
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+
+    torch.manual_seed(args.seed)
+    vae = build_model(cls_name, config).float().train()
+    init_logvar_small(vae)
+    ema = {k: v.detach().clone() for k, v in vae.state_dict().items()}
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(args.warmup, args.steps))
+    step, elapsed, evals = 0, 0.0, []
+    if ckpt_path.exists() and not args.fresh:
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck["recipe"] != _recipe(args):
+            raise ValueError(f"checkpoint {ckpt_path} was made with a different recipe:\n{ck['recipe']}\n"
+                             f"vs now\n{_recipe(args)}\nuse --fresh or another --out")
+        vae.load_state_dict(ck["model"])
+        ema = ck["ema"]
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["torch_rng"])
+        random.setstate(ck["python_rng"])
+        step, elapsed, evals = ck["step"], ck["elapsed_s"], ck["evals"]
+        print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min done)", flush=True)
+    elif args.fresh and (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()
+
+    def save():
+        _atomic_save({"recipe": _recipe(args), "class": cls_name, "config": config, "model": vae.state_dict(),
+                      "ema": ema, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                      "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "step": step,
+                      "elapsed_s": elapsed, "evals": evals, "sampler": sampler.describe(),
+                      "threads": args.threads}, ckpt_path)
+
+    if step >= args.steps or elapsed >= args.minutes * 60:
+        print("nothing left to train (steps or minutes already used)", flush=True)
+        return ckpt_path
+
+    t0 = time.perf_counter()
+    sampler = make_sampler(args)
+    heldout, _ = data.eval_crops(HELDOUT["name"], HELDOUT["n"], HELDOUT["frames"], HELDOUT["size"])
+    print(f"data ready in {time.perf_counter() - t0:.1f} s; {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
+          f"params; training {args.family} to step {args.steps} within {args.minutes} min", flush=True)
+
+    from tqdm import tqdm
+
+    def evaluate(tag):
+        ema_model = build_model(cls_name, config)
+        ema_model.load_state_dict(ema)
+        s = heldout_scores(ema_model.eval(), heldout)
+        rec = {"step": step, "minutes": elapsed / 60, "tag": tag, "heldout_psnr_db": s["psnr_db"],
+               "heldout_ssim": s["ssim"], "per_crop_psnr_db": [round(p["psnr_db"], 2) for p in s["per_crop"]]}
+        evals.append(rec)
+        _log(out, rec)
+        tqdm.write(f"[eval step {step}, {elapsed / 60:.1f} min] held-out PSNR {s['psnr_db']:.2f} dB, "
+                   f"SSIM {s['ssim']:.3f}  per crop {rec['per_crop_psnr_db']}")
+
+    last_ckpt = last_eval = elapsed
+    seg_start = time.perf_counter() - elapsed  # wall clock of this process, offset by earlier segments
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout)
+    while step < args.steps and elapsed < args.minutes * 60:
+        x = sampler.batch(step, args.batch)
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        rec, mean, logvar = forward_train(vae, args.family, x, gen)
+        terms = loss_terms(rec, x, mean, logvar, args.first_frame_weight, args.grad_weight, args.kl_weight)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0))
+        opt.step()
+        sched.step()
+        step += 1
+        with torch.no_grad():
+            d = min(args.ema, (1 + step) / (10 + step))
+            for k, v in vae.state_dict().items():
+                if v.dtype.is_floating_point:
+                    ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    ema[k].copy_(v)
+        elapsed = time.perf_counter() - seg_start
+        train_psnr = -10 * math.log10(max(float(((rec.detach().clamp(-1, 1) - x) / 2).pow(2).mean()), 1e-12))
+        bar.update(1)
+        bar.set_postfix(loss=f"{terms['total'].item():.4f}", psnr=f"{train_psnr:.1f}", lr=f"{sched.get_last_lr()[0]:.1e}",
+                        min=f"{elapsed / 60:.1f}")
+        if step % 25 == 0:
+            _log(out, {"step": step, "minutes": elapsed / 60, "train_psnr_db": train_psnr, "grad_norm": gnorm,
+                       **{k: v.item() for k, v in terms.items()}, "lr": sched.get_last_lr()[0]})
+        if elapsed - last_eval >= args.eval_minutes * 60:
+            evaluate("periodic")
+            elapsed = time.perf_counter() - seg_start
+            last_eval = elapsed
+        if elapsed - last_ckpt >= args.ckpt_minutes * 60:
+            save()
+            last_ckpt = elapsed
+    bar.close()
+    evaluate("final")
+    save()
+    print(f"done: step {step}, {elapsed / 60:.1f} min -> {ckpt_path}", flush=True)
+    return ckpt_path
+
+
+def command_line(args) -> str:
+    """The command that reproduces this run (all recipe flags spelled out)."""
+    parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
+             "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
+             "--width", str(args.width), "--frames", str(args.frames), "--crop", str(args.crop),
+             "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
+             "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
+             "--kl-weight", f"{args.kl_weight:g}", "--still-fraction", f"{args.still_fraction:g}",
+             "--max-shift", f"{args.max_shift:g}", "--bbb-scales", *[f"{s:g}" for s in args.bbb_scales],
+             "--ema", f"{args.ema:g}"]
+    return shlex.join(parts)
+
+
+@torch.no_grad()
+def latent_stats(vae, sampler: data.CropSampler, n: int = 32) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of posterior means over ``n`` training crops (for latents_mean/std)."""
+    zs = [vae.encode(sampler.crop(10_000_000 + i)[None]).latent_dist.mode() for i in range(n)]
+    z = torch.cat([t.transpose(0, 1).flatten(1) for t in zs], 1)  # (channels, samples)
+    return [round(float(v), 5) for v in z.mean(1)], [round(float(v), 5) for v in z.std(1)]
+
+
+def ship(args) -> None:
+    """Write fp16 EMA weights, JSON card and Markdown model card to vaestudy/weights/, measured on what ships."""
+    from safetensors.torch import load_file, save_file
+
+    import diffusers
+
+    torch.set_num_threads(args.threads)
+    ckpt_path = Path(args.out).expanduser() / "last.pt"
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}: train first")
+    ck = torch.load(ckpt_path, weights_only=False)
+    key = FAMILIES[args.family]
+    entry = EMBEDDED[key]
+    config = dict(ck["config"])
+    vae = build_model(ck["class"], config)
+    vae.load_state_dict(ck["ema"])
+    if args.family == "wan":  # record the latent statistics the way the real Wan config does
+        sampler = make_sampler(args)
+        config["latents_mean"], config["latents_std"] = latent_stats(vae.eval(), sampler)
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in vae.state_dict().items()}
+    save_file(state, str(entry.weights_path), metadata={"family": key, "format": "pt"})
+    # measure on exactly what ships: fp16 storage loaded back into an fp32 model
+    shipped = build_model(ck["class"], config)
+    shipped.load_state_dict({k: v.float() for k, v in load_file(str(entry.weights_path)).items()})
+    shipped.eval()
+    heldout, specs = data.eval_crops(HELDOUT["name"], HELDOUT["n"], HELDOUT["frames"], HELDOUT["size"])
+    t0 = time.perf_counter()
+    full = heldout_scores(shipped, heldout)
+    eval_s = time.perf_counter() - t0
+    sub = heldout_scores(shipped, heldout[list(TEST_SUBSET)])
+    n_params = sum(p.numel() for p in shipped.parameters())
+    card = {
+        "family": key, "diffusers_class": ck["class"], "config": config,
+        "parameters": n_params, "weights_file": entry.weights_path.name,
+        "weights_bytes": entry.weights_path.stat().st_size, "storage_dtype": "float16",
+        "training": {
+            "recipe": ck["recipe"], "steps": ck["step"], "wall_minutes": round(ck["elapsed_s"] / 60, 2),
+            "threads": ck["threads"], "command": command_line(args), "data": ck["sampler"],
+            "loss": (f"L1 + MSE (frame 0 weighted x{args.first_frame_weight:g}) + {args.grad_weight:g} x L1 of spatial "
+                     f"gradients + {args.kl_weight:g} x KL (mean per latent element); sampled latents; "
+                     "quant log-variance initialised at -6"),
+            "optimizer": f"AdamW lr {args.lr:g} betas (0.9, 0.99) wd 1e-4, warmup {args.warmup} steps, cosine to 5%, "
+                         f"grad clip 1.0, EMA {args.ema:g} (shipped)",
+            "periodic_evals": ck["evals"],
+            "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                         "python": platform.python_version()},
+        },
+        "heldout": {
+            "clip": HELDOUT["name"], "frames": HELDOUT["frames"], "size": list(HELDOUT["size"]), "crops": specs,
+            "psnr_db": round(full["psnr_db"], 3), "ssim": round(full["ssim"], 4),
+            "per_crop": [{k: round(v, 4) for k, v in p.items()} for p in full["per_crop"]],
+            "eval_seconds": round(eval_s, 1),
+            "test_subset": {"indices": list(TEST_SUBSET), "psnr_db": round(sub["psnr_db"], 3),
+                            "ssim": round(sub["ssim"], 4)},
+            "protocol": "posterior mean, one full encode+decode per crop, output clamped to [-1, 1]; PSNR from "
+                        "the MSE over the whole crop in [0, 1] (skimage), SSIM per frame (skimage, channel_axis) "
+                        "averaged; mean over crops",
+        },
+    }
+    entry.card_json_path.write_text(json.dumps(card, indent=1) + "\n")
+    entry.card_md_path.write_text(model_card_markdown(card))
+    print(f"shipped {entry.weights_path} ({card['weights_bytes'] / 1e6:.1f} MB): held-out PSNR "
+          f"{card['heldout']['psnr_db']:.2f} dB, SSIM {card['heldout']['ssim']:.3f}", flush=True)
+
+
+def model_card_markdown(card: dict) -> str:
+    """The Markdown model card, every number taken from the JSON card."""
+    tr, ho = card["training"], card["heldout"]
+    d = tr["data"]
+    clips = ", ".join(f"{n} x{s:g} ({a[1]}x{a[2]}, {a[0]} frames)" for n, s, a in d["clips"])
+    stills = sorted({n for n, _, _ in d["stills"]})
+    evals = "\n".join(f"| {e['step']} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | {e['heldout_ssim']:.3f} |"
+                      for e in tr["periodic_evals"])
+    per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
+    cfg = json.dumps({k: v for k, v in card["config"].items() if k not in ("latents_mean", "latents_std")})
+    return f"""# {card['family']}-tiny: a {card['diffusers_class']} trained in-project on CPU
+
+A small model of the same diffusers class and compression (4x8x8, 16 latent channels) as the
+real `{card['family']}` VAE, trained from scratch on real footage so that quality numbers
+(tiling seams, chunk flicker) mean something without downloading hub weights.
+It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.2f} M parameters.
+
+- Class and config: `{card['diffusers_class']}` `{cfg}`
+- Weights: `{card['weights_file']}`, {card['storage_dtype']} storage, {card['weights_bytes'] / 1e6:.2f} MB; load with
+  `vaestudy.embedded.load_embedded("{card['family']}")` (fp32, eval, offline).
+
+## Training
+- Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
+  {d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a random
+  camera path of up to {d['max_shift_px_per_frame']:g} px/frame.  Augmentation: temporal stride 1-2, time
+  reversal, horizontal flip.  `bikes` is never seen in training.
+- Loss: {tr['loss']}.
+- Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
+- {tr['steps']} steps in {tr['wall_minutes']:.1f} min on {tr['threads']} CPU thread(s)
+  (torch {tr['versions']['torch']}, diffusers {tr['versions']['diffusers']}).
+- Reproduce: `{tr['command']}` (checkpoints in `~/.cache/vaestudy/train/`, resumable).
+
+## Held-out quality (`{ho['clip']}`, {ho['size'][0]}x{ho['size'][1]}x{ho['frames']}, {len(ho['crops'])} fixed crops)
+- PSNR **{ho['psnr_db']:.2f} dB**, SSIM **{ho['ssim']:.3f}** (per crop PSNR: {per} dB).
+- Test subset (crops {ho['test_subset']['indices']}): PSNR {ho['test_subset']['psnr_db']:.2f} dB,
+  SSIM {ho['test_subset']['ssim']:.3f} - what `tests/test_embedded.py` re-measures.
+- Protocol: {ho['protocol']}.  Crops from `vaestudy.data.eval_crops()`.
+
+| step | minutes | held-out PSNR (dB) | SSIM |
+|---|---|---|---|
+{evals}
+"""
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not args.ship_only:
+        train(args)
+    if not args.no_ship:
+        ship(args)
+
+
+if __name__ == "__main__":
+    main()
