@@ -309,6 +309,7 @@ def test_bits_per_pixel_formula():
     assert scaled_size(720, 1280, 240) == (240, 426)
     assert scaled_size(272, 640, 144) == (144, 338)
     assert sizes_for(144, 176) == [(144, 176)]
+    assert sizes_for(720, 1280, (144, 240)) == [(144, 256), (240, 426)]  # native only when a height is out of reach
     assert sizes_for(272, 640) == [(144, 338), (240, 564), (272, 640)]
     with pytest.raises(ValueError, match="height=480 exceeds"):
         scaled_size(272, 640, 480)

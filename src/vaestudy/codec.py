@@ -41,10 +41,12 @@ def scaled_size(src_height: int, src_width: int, height: int) -> tuple[int, int]
 
 
 def sizes_for(src_height: int, src_width: int, heights: Iterable[int] = STANDARD_HEIGHTS) -> list[tuple[int, int]]:
-    """The (height, width) pairs from ``heights`` the source allows (no upscaling), plus the native size."""
+    """The (height, width) pairs from ``heights`` the source allows (no upscaling), plus the native size
+    when some requested height exceeds the source (so a small clip is still measured at its largest)."""
+    heights = list(heights)
     out = [scaled_size(src_height, src_width, h) for h in heights if h <= src_height]
     native = (src_height - src_height % 2, src_width - src_width % 2)
-    if native not in out and all(h != native[0] for h, _ in out):
+    if any(h > src_height for h in heights) and all(h != native[0] for h, _ in out):
         out.append(native)
     return sorted(out)
 
@@ -160,3 +162,11 @@ def measure_bpp_grid(clips: Iterable[str], crfs: Iterable[float], heights: Itera
                 if verbose:
                     print(f"{clip} {hw[0]}x{hw[1]} crf={c:g}: b={row['bpp']:.4f} ({row['encode_s']:.1f} s)")
     return result
+
+
+def bpp_table(rows: Iterable[dict]) -> dict[tuple[str, int, int], dict[float, float]]:
+    """Group measurement rows as {(clip, height, width): {crf: bpp}} (sorted by clip, height)."""
+    table: dict[tuple[str, int, int], dict[float, float]] = {}
+    for r in sorted(rows, key=lambda r: (r["clip"], r["height"], float(r["crf"]))):
+        table.setdefault((r["clip"], r["height"], r["width"]), {})[float(r["crf"])] = r["bpp"]
+    return table

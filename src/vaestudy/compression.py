@@ -82,6 +82,16 @@ def get_codec(codec: str | Codec) -> Codec:
     return table[codec]
 
 
+#: Inputs stated in the source note 002_*.txt (Doom gameplay encoded with DC-AE f32c32):
+#: label -> (height px, width px, b bits per pixel).  The note measured b at 480p and estimated
+#: the other resolutions; these are its inputs, cited, not our measurements.
+NOTE_002_BPP: dict[str, tuple[int, int, float]] = {
+    "240p": (240, 426, 0.80), "360p": (360, 640, 0.68), "480p": (480, 640, 0.57), "720p": (720, 1280, 0.40),
+    "1080p": (1080, 1920, 0.30), "1440p": (1440, 2560, 0.22), "4K": (2160, 3840, 0.17),
+}
+NOTE_002_FPS = 35  # fps of the note's recordings
+NOTE_002_HOURS = 340  # size of the note's dataset, hours of video
+
 # ---- validation ----------------------------------------------------------------------
 def _positive(name: str, value, *, integer: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
@@ -391,3 +401,34 @@ def buffer_seconds(frames: int, fps: float) -> float:
     _positive("frames", frames, integer=True)
     _positive("fps", fps)
     return frames / fps
+
+
+# ---- one-line summaries (what the notebook calculators print) -------------------------
+def ratio_summary(codec: str | Codec, bpp: float, precision: str = "fp16", height: int = 480, width: int = 640,
+                  fps: float = 35.0) -> str:
+    """One line: compression vs raw RGB, R against an MP4 at ``bpp``, MB/min of both, t needed to beat it."""
+    cd = get_codec(codec)
+    raw_x = compression_vs_raw(cd.s, cd.c, precision, cd.t)
+    lat = mb_per_minute(latent_bytes_per_second(cd, height, width, fps, precision, pad="ceil"))
+    mp4 = mb_per_minute(mp4_bytes_per_second(height, width, fps, bpp))
+    r = lat / mp4
+    verdict = "smaller than" if r < 1 else "larger than"
+    t_need = r * cd.t  # R scales as 1/t: total t at which R = 1
+    return (f"{cd.name} {precision} at {height}x{width}, {fps:g} fps, b={bpp:g}: {raw_x:.1f}x vs raw RGB, "
+            f"R = {r:.2f} ({lat:.1f} vs {mp4:.1f} MB/min, latents {verdict} the MP4); "
+            f"R < 1 needs total t > {t_need:.2f} (codec has t={cd.t})")
+
+
+def budget_summary(frames: int, fps: float, encode_s: float, decode_s: float, nbytes: float,
+                   link_gbit_s: float, jitter_s: float = 0.0, output_fps: float | None = None) -> str:
+    """One line: latency budget, sustained throughput and output buffer size for a windowed stream."""
+    out_fps = fps if output_fps is None else output_fps
+    transfer = transfer_time_s(nbytes, link_gbit_s)
+    b = latency_budget(frames, fps, encode_s, decode_s, nbytes=nbytes, link_gbit_s=link_gbit_s, playout_s=jitter_s)
+    thr = pipeline_throughput_fps(frames, [encode_s, transfer, decode_s])
+    buf = output_buffer_frames(frames, out_fps, jitter_s)
+    live = "keeps up with" if thr >= fps else "falls behind"
+    return (f"{frames} frames @ {fps:g} fps: fill {b.fill_s:.3f} + encode {encode_s:.3f} + transfer "
+            f"{transfer * 1e3:.3f} ms + decode {decode_s:.3f} + playout {jitter_s:.3f} = {b.total_s:.3f} s to first "
+            f"frame; throughput {thr:.1f} fps ({live} the input); output buffer {buf} frames "
+            f"({buffer_seconds(buf, out_fps):.2f} s at {out_fps:g} fps)")

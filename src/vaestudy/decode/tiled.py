@@ -64,6 +64,24 @@ class TilePlan:
                 raise ValueError(f"tile={tile} exceeds the latent {axis} {n}; use a tile <= {n}")
         return cls(latent_hw[0], latent_hw[1], tile, overlap)
 
+    @classmethod
+    def for_count(cls, latent_hw: tuple[int, int], count, overlap) -> "TilePlan":
+        """The smallest tiles that cover the latent with ``count`` tiles per axis at exactly ``overlap``."""
+        count, overlap = _pair(count, "count"), _pair(overlap, "overlap")
+        if min(count) < 1:
+            raise ValueError(f"count={count} must be >= 1 tile per axis")
+        tile = tuple(-(-(n + (k - 1) * o) // k) for n, k, o in zip(latent_hw, count, overlap))
+        return cls.build(latent_hw, tile, overlap)
+
+    @property
+    def effective_overlap(self) -> tuple[int, int]:
+        """Smallest overlap actually present between neighbours (the last tile may overlap more)."""
+        out = []
+        for axis in (0, 1):
+            s, t = self.starts(axis), self.tile[axis]
+            out.append(min((a + t - b for a, b in zip(s[:-1], s[1:])), default=0))
+        return tuple(out)
+
     def starts(self, axis: int) -> list[int]:
         n, t, o = (self.height, self.width)[axis], self.tile[axis], self.overlap[axis]
         s = list(range(0, max(n - t, 0) + 1, t - o))
@@ -151,7 +169,8 @@ def decode_tiled(vae, z: torch.Tensor, tile=8, overlap=2, blend: str = "linear")
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is unknown; valid: {', '.join(BLENDS)}")
     plan = TilePlan.build(tuple(z.shape[-2:]), tile, overlap)
-    params = {"tile": plan.tile, "overlap": plan.overlap, "blend": blend, "tiles": len(plan.tiles)}
+    params = {"tile": plan.tile, "overlap": plan.overlap, "effective_overlap": plan.effective_overlap,
+              "blend": blend, "tiles": len(plan.tiles)}
     s = family.spatial_compression
     extra = {"plan": plan, "seams_y": plan.seams(0, s), "seams_x": plan.seams(1, s)}
     return collect("tiled", _iter_tiled(vae, z, plan, blend), exact=len(plan.tiles) == 1, params=params,

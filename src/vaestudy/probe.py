@@ -1,0 +1,91 @@
+"""Receptive-field probe: how far, in latent pixels and frames, an output pixel looks.
+
+The gradient of one output pixel with respect to the latent says which latent positions
+influence it.  Decoders with attention or GroupNorm touch the whole frame a little, so the
+probe reports the radius that holds a given share (default 99%) of the gradient's L1 mass:
+the *effective* receptive field.  A tile needs that much context on each side of a seam, so
+``2 * radius`` latent pixels of overlap is the derived minimum; :func:`minimal_overlap` then
+checks it against real tiled decodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vaestudy.compare import ONE_8BIT_LEVEL, compare
+from vaestudy.decode.common import latent_channels, plain_decode
+from vaestudy.decode.full import decode_full
+from vaestudy.decode.streams import open_stream
+from vaestudy.decode.tiled import decode_tiled
+from vaestudy.models import family_of
+
+
+def _differentiable_decode(vae, z):
+    family = family_of(vae)
+    if family.cache is not None:
+        return open_stream(vae, clamp=False).step(z)  # one pass, no clamp (clamp zeroes gradients)
+    return plain_decode(vae, z)
+
+
+def _radius(mass_by_distance: np.ndarray, share: float) -> int:
+    cum = np.cumsum(mass_by_distance) / mass_by_distance.sum()
+    return int(np.searchsorted(cum, share - 1e-12))
+
+
+def receptive_field(vae, latent_size: tuple[int, int, int] = (3, 16, 16), *, share: float = 0.99, seed: int = 0) -> dict:
+    """Effective spatial radius and temporal reach (latent units) of the centre pixel of the last frame.
+
+    Returns the radii holding ``share`` of the gradient mass, the full profiles and the
+    derived tile overlap (``2 * spatial radius``).
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share={share} must be in (0, 1]")
+    family = family_of(vae)
+    t, h, w = latent_size
+    family.check_latent_frames(t)
+    p = next(vae.parameters())
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(p).requires_grad_(True)
+    with torch.enable_grad():
+        out = _differentiable_decode(vae, z)
+        frame, cy, cx = out.shape[2] - 1, out.shape[3] // 2, out.shape[4] // 2
+        out[0, :, frame, cy, cx].sum().backward()
+    grad = z.grad.detach().abs().sum(dim=(0, 1)).double().cpu().numpy()  # (t, h, w)
+    s = family.spatial_compression
+    ly, lx = cy // s, cx // s
+    yy, xx = np.meshgrid(np.arange(h) - ly, np.arange(w) - lx, indexing="ij")
+    cheb = np.maximum(np.abs(yy), np.abs(xx))
+    spatial = grad.sum(axis=0)
+    by_dist = np.bincount(cheb.ravel(), weights=spatial.ravel())
+    temporal = grad.sum(axis=(1, 2))[::-1]  # index 0 = the frame's own latent frame, 1 = one back, ...
+    r = _radius(by_dist, share)
+    return {
+        "family": family.name,
+        "weights": getattr(vae, "weights_source", "unknown"),
+        "latent_size": latent_size,
+        "share": share,
+        "spatial_radius": r,
+        "spatial_profile": (by_dist / by_dist.sum()).tolist(),
+        "temporal_reach": _radius(temporal, share),
+        "temporal_profile": (temporal / temporal.sum()).tolist(),
+        "nonzero_radius": int(cheb[spatial > 0].max()) if (spatial > 0).any() else 0,
+        "derived_overlap": 2 * r,
+        "limited_by_size": r >= min(ly, lx, h - 1 - ly, w - 1 - lx),
+    }
+
+
+def minimal_overlap(vae, z: torch.Tensor, tile: int, *, tol: float = ONE_8BIT_LEVEL, blend: str = "linear",
+                    overlaps=None) -> dict:
+    """Smallest tile overlap (latent px) whose tiled decode is within ``tol`` (max abs) of the full decode."""
+    ref = decode_full(vae, z).video
+    overlaps = list(range(0, tile)) if overlaps is None else list(overlaps)
+    rows, found = [], None
+    for o in overlaps:
+        res = decode_tiled(vae, z, tile=tile, overlap=o, blend=blend)
+        c = compare(ref, res.video)
+        rows.append({"overlap": o, "max_abs": c["max_abs"], "psnr_db": c["psnr_db"]})
+        if found is None and c["max_abs"] <= tol:
+            found = o
+            break
+    return {"tile": tile, "tol": tol, "blend": blend, "minimal_overlap": found, "sweep": rows}
