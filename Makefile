@@ -21,6 +21,6 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 report: $(VENV)/.installed
-	$(VENV)/bin/vaestudy report
+	$(VENV)/bin/vaestudy report $(REPORT_ARGS)
 
 .PHONY: venv test report

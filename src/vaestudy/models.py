@@ -282,7 +282,9 @@ def load_vae(
             vae = cls(**config)
         finally:
             torch.random.set_rng_state(gen_state)
-    vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    if dtype != next(vae.parameters()).dtype:
+        vae = vae.to(dtype=dtype)
+    vae = vae.to(device=device).eval().requires_grad_(False)
     vae.weights_source = weights
     vae._vaestudy_family = family
     return vae

@@ -1,0 +1,5 @@
+import sys
+
+from vaestudy.cli import main
+
+sys.exit(main())
