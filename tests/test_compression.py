@@ -333,6 +333,11 @@ def test_encode_h264_in_memory(tmp_path):
         encode_h264(frames, crf=60)
     with pytest.raises(ValueError, match="preset='warp'"):
         encode_h264(frames, crf=23, preset="warp")
+    from vaestudy.codec import bpp_table
+
+    rows = [dict(clip="a", height=2, width=4, crf=23, preset=p, bpp=b) for p, b in (("medium", 0.1), ("ultrafast", 0.3))]
+    assert bpp_table(rows) == {("a", 2, 4): {23.0: 0.1}}
+    assert bpp_table(rows, "ultrafast") == {("a", 2, 4): {23.0: 0.3}}
     p = tmp_path / "x.jsonl"
     p.write_text('{"a": 1}\n{"a": 2\n')  # torn last line is skipped
     assert load_jsonl(p) == [{"a": 1}]

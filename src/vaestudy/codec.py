@@ -164,9 +164,11 @@ def measure_bpp_grid(clips: Iterable[str], crfs: Iterable[float], heights: Itera
     return result
 
 
-def bpp_table(rows: Iterable[dict]) -> dict[tuple[str, int, int], dict[float, float]]:
-    """Group measurement rows as {(clip, height, width): {crf: bpp}} (sorted by clip, height)."""
+def bpp_table(rows: Iterable[dict], preset: str = DEFAULT_PRESET) -> dict[tuple[str, int, int], dict[float, float]]:
+    """Group the rows of one x264 ``preset`` as {(clip, height, width): {crf: bpp}} (sorted by clip, height)."""
+    if preset not in X264_PRESETS:
+        raise ValueError(f"preset={preset!r} is unknown; valid x264 presets: {', '.join(X264_PRESETS)}")
     table: dict[tuple[str, int, int], dict[float, float]] = {}
-    for r in sorted(rows, key=lambda r: (r["clip"], r["height"], float(r["crf"]))):
+    for r in sorted((r for r in rows if r["preset"] == preset), key=lambda r: (r["clip"], r["height"], float(r["crf"]))):
         table.setdefault((r["clip"], r["height"], r["width"]), {})[float(r["crf"])] = r["bpp"]
     return table
