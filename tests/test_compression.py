@@ -216,6 +216,17 @@ def test_003_output_buffer():
         C.check_sustainable(17, 1.0, 30)
 
 
+def test_003_send_queue():
+    # encode-bound (0.15 s per window) feeding a 0.05 s decoder: the queue never fills
+    assert C.queue_fill_time_s(4, 0.15, 0.05) == math.inf
+    # a 4-window queue in front of a consumer twice as slow as the producer fills in 4 / (1/0.15 - 1/0.30) s
+    assert C.queue_fill_time_s(4, 0.15, 0.30) == pytest.approx(1.2)
+    # bounded queue memory: 4 windows of 92160-byte quant
+    assert 4 * C.window_bytes_continuous((1, 18, 5, 16, 16)) == 368640
+    with pytest.raises(ValueError, match="capacity_windows=0"):
+        C.queue_fill_time_s(0, 0.1, 0.1)
+
+
 # ---- input validation -----------------------------------------------------------------
 @pytest.mark.parametrize("call,match", [
     (lambda: C.bytes_per_value("fp4"), "precision='fp4'"),

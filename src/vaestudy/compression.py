@@ -396,6 +396,17 @@ def check_sustainable(frames_per_window: int, window_period_s: float, output_fps
     return rate
 
 
+def queue_fill_time_s(capacity_windows: int, producer_period_s: float, consumer_period_s: float) -> float:
+    """Seconds until a bounded queue of ``capacity_windows`` fills when a producer adds a window every
+    ``producer_period_s`` and a consumer removes one every ``consumer_period_s`` (math.inf if it never
+    fills); from then on backpressure blocks the producer (or windows are dropped)."""
+    _positive("capacity_windows", capacity_windows, integer=True)
+    _positive("producer_period_s", producer_period_s)
+    _positive("consumer_period_s", consumer_period_s)
+    growth = 1 / producer_period_s - 1 / consumer_period_s  # windows per second
+    return math.inf if growth <= 0 else capacity_windows / growth
+
+
 def buffer_seconds(frames: int, fps: float) -> float:
     """Seconds of playback a buffer of ``frames`` holds at ``fps``."""
     _positive("frames", frames, integer=True)

@@ -91,8 +91,8 @@ def _channel_first(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(x, CHANNEL_AXIS, 0).reshape(x.shape[CHANNEL_AXIS], -1)
 
 
-def _per_channel(values: np.ndarray, shape_like: np.ndarray) -> np.ndarray:
-    """Broadcast a per-channel vector onto an array shaped (..., C, T, H, W)."""
+def _per_channel(values: np.ndarray) -> np.ndarray:
+    """Shape a per-channel vector (C,) to broadcast onto an array shaped (..., C, T, H, W)."""
     return values.reshape((-1, 1, 1, 1))
 
 
@@ -109,7 +109,7 @@ def channel_scale(d: np.ndarray, clip_sigma: float | None) -> np.ndarray:
     if not isinstance(clip_sigma, (int, float)) or not clip_sigma > 0:
         raise ValueError(f"clip_sigma={clip_sigma!r} is invalid: must be a positive number of standard deviations")
     std = _channel_first(d).std(axis=1)
-    return _per_channel(np.maximum(clip_sigma * std, 1e-12) / 127, d).astype(np.float32)
+    return _per_channel(np.maximum(clip_sigma * std, 1e-12) / 127).astype(np.float32)
 
 
 def delta_int8(latents, clip_sigma: float | None = None, *, closed_loop: bool = False, storage: str = "fp16",
@@ -150,7 +150,7 @@ def int8_per_channel(latents, clip_sigma: float = 6.0, *, storage: str = "fp16",
 
     Returns (reconstruction as float32, compressed bytes incl. per-channel mean and scale)."""
     x = as_latent_array(latents, storage).astype(np.float32)
-    mean = _per_channel(_channel_first(x).mean(axis=1), x).astype(np.float32)
+    mean = _per_channel(_channel_first(x).mean(axis=1)).astype(np.float32)
     centred = x - mean
     scale = channel_scale(centred, clip_sigma)
     codes = quantize_int8(centred, scale)
