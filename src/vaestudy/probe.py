@@ -67,6 +67,7 @@ def receptive_field(vae, latent_size: tuple[int, int, int] = (3, 16, 16), *, sha
         "share": share,
         "spatial_radius": r,
         "spatial_profile": (by_dist / by_dist.sum()).tolist(),
+        "radii": {q: _radius(by_dist, q) for q in (0.5, 0.9, 0.99)},
         "temporal_reach": _radius(temporal, share),
         "temporal_profile": (temporal / temporal.sum()).tolist(),
         "nonzero_radius": int(cheb[spatial > 0].max()) if (spatial > 0).any() else 0,
