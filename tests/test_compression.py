@@ -287,6 +287,16 @@ def test_posthoc_open_loop_drifts_closed_loop_does_not():
     assert err_closed.max() <= err_open.max()
 
 
+def test_delta_variance_ratio():
+    g = np.random.default_rng(1)
+    still = np.repeat(g.normal(size=(3, 1, 8, 8)), 6, axis=1)
+    assert L.delta_variance_ratio(still) == 0.0
+    noise = g.normal(size=(3, 400, 8, 8))
+    assert L.delta_variance_ratio(noise, 4) == pytest.approx(2.0, rel=0.05)
+    with pytest.raises(ValueError, match="step=0"):
+        L.delta_variance_ratio(noise, 0)
+
+
 def test_posthoc_accepts_torch_and_batch():
     torch = pytest.importorskip("torch")
     z = torch.from_numpy(_smooth_latents())[None]

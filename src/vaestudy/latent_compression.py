@@ -195,6 +195,24 @@ def compare_methods(latents, sigmas: Iterable[float] = (3, 4, 6, 8), *, storage:
     return out
 
 
+def delta_variance_ratio(video, step: int = 1) -> float:
+    """var(x[t+step] - x[t]) / var(x) along the time axis of a (..., C, T, H, W) array (latents or pixels).
+
+    Below 1, differences carry less energy than the frames and delta coding helps; frames with no
+    correlation give 2."""
+    if not isinstance(step, int) or step < 1:
+        raise ValueError(f"step={step!r} is invalid: must be a positive integer")
+    if hasattr(video, "detach"):
+        video = video.detach().float().cpu().numpy()
+    x = np.asarray(video, dtype=np.float64)
+    if x.ndim < 4 or x.shape[TIME_AXIS] <= step:
+        raise ValueError(f"video has shape {x.shape}: need (..., C, T, H, W) with more than step={step} frames")
+    t = x.shape[TIME_AXIS]
+    later = np.take(x, range(step, t), axis=TIME_AXIS)
+    earlier = np.take(x, range(0, t - step), axis=TIME_AXIS)
+    return float((later - earlier).var() / x.var())
+
+
 def latent_variance(latents, storage: str = "fp16") -> float:
     """Variance of the stored latents (to express MSE relative to the signal)."""
     return float(as_latent_array(latents, storage).astype(np.float64).var())
