@@ -3,9 +3,11 @@
 A small ``AutoencoderKLWan`` (causal convs, RMSNorm) or ``AutoencoderKLCogVideoX`` (GroupNorm),
 both 4x8x8 with 16 latent channels, trained on seeded random crops of bigbuckbunny and carphone
 (plus ``skimage.data`` stills panned by random camera paths), with ``bikes`` held out.  The run is
-resumable: a checkpoint (model, EMA, optimizer, scheduler, RNG state, step, elapsed wall time) is
-written every ``--ckpt-minutes`` to a directory outside the git tree, and training crops are a pure
-function of (seed, step), so a resumed run sees what an uninterrupted one would have.  At the end
+resumable: a checkpoint (model, EMA, optimizer, scheduler, RNG state, step, CPU and wall time used) is
+written every ``--ckpt-minutes`` (and on SIGTERM/SIGINT) to a directory outside the git tree, and training
+crops are a pure function of (seed, step), so a resumed run sees what an uninterrupted one would have.
+The budget ``--minutes`` counts the training process's own CPU time (with one thread: CPU-minutes), so a
+run on a shared machine gets the compute it would get alone; ``--max-wall-minutes`` caps the wall clock.  At the end
 (or with ``--ship-only``) the EMA weights go to ``vaestudy/weights/`` as fp16 safetensors with a
 JSON card and a Markdown model card whose numbers are measured on the shipped (fp16) weights.
 """
@@ -114,22 +116,24 @@ def loss_terms(rec: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: t
 class WarmupCosine:
     """lr multiplier: linear warmup over ``warmup`` steps, then cosine to ``floor`` as progress goes 0 -> 1.
 
-    Progress is ``max(step / total_steps, elapsed / budget)``: on an idle machine the run is step-bound
-    and exactly reproducible; on a shared CPU the wall budget ends the cosine instead of cutting it off.
-    Its whole state is (step, elapsed), both checkpointed.
+    Progress is ``max(step / total_steps, cpu / cpu_budget, wall / wall_cap)``: a run that is step-bound is
+    exactly reproducible; one that hits its CPU budget or wall cap first still ends its cosine instead of
+    being cut off at a high learning rate.  Its whole state is (step, cpu, wall), all checkpointed.
     """
 
-    def __init__(self, warmup: int, total_steps: int, budget_s: float, floor: float = 0.05) -> None:
-        self.warmup, self.total_steps, self.budget_s, self.floor = warmup, total_steps, budget_s, floor
+    def __init__(self, warmup: int, total_steps: int, cpu_budget_s: float, wall_cap_s: float,
+                 floor: float = 0.05) -> None:
+        self.warmup, self.total_steps, self.floor = warmup, total_steps, floor
+        self.cpu_budget_s, self.wall_cap_s = cpu_budget_s, wall_cap_s
 
-    def progress(self, step: int, elapsed_s: float) -> float:
-        return min(1.0, max(step / self.total_steps, elapsed_s / self.budget_s))
+    def progress(self, step: int, cpu_s: float, wall_s: float) -> float:
+        return min(1.0, max(step / self.total_steps, cpu_s / self.cpu_budget_s, wall_s / self.wall_cap_s))
 
-    def __call__(self, step: int, elapsed_s: float) -> float:
+    def __call__(self, step: int, cpu_s: float, wall_s: float) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
         p0 = self.warmup / self.total_steps
-        p = max(0.0, (self.progress(step, elapsed_s) - p0) / (1 - p0))
+        p = max(0.0, (self.progress(step, cpu_s, wall_s) - p0) / (1 - p0))
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
 
@@ -154,7 +158,9 @@ def _log(out_dir: Path, record: dict) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vaestudy.train_tiny", description=__doc__.split("\n")[0])
     p.add_argument("--family", required=True, choices=sorted(FAMILIES))
-    p.add_argument("--minutes", type=float, default=60.0, help="wall budget over all resumes (minutes)")
+    p.add_argument("--minutes", type=float, default=60.0,
+                   help="budget: minutes of this process's CPU time over all resumes (1 thread: CPU-minutes)")
+    p.add_argument("--max-wall-minutes", type=float, default=90.0, help="wall-clock cap over all resumes (minutes)")
     p.add_argument("--steps", type=int, default=None, help="schedule length (default: per family)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the other core is for the team)")
     p.add_argument("--out", type=Path, default=None, help="checkpoint dir (default ~/.cache/vaestudy/train/<family>)")
@@ -211,8 +217,8 @@ def train(args) -> Path:
     init_logvar_small(vae)
     ema = {k: v.detach().clone() for k, v in vae.state_dict().items()}
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    sched = WarmupCosine(args.warmup, args.steps, args.minutes * 60)
-    step, elapsed, evals = 0, 0.0, []
+    sched = WarmupCosine(args.warmup, args.steps, args.minutes * 60, args.max_wall_minutes * 60)
+    step, cpu, wall, evals = 0, 0.0, 0.0, []
     if ckpt_path.exists() and not args.fresh:
         ck = torch.load(ckpt_path, weights_only=False)
         if ck["recipe"] != _recipe(args):
@@ -223,19 +229,25 @@ def train(args) -> Path:
         opt.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["torch_rng"])
         random.setstate(ck["python_rng"])
-        step, elapsed, evals = ck["step"], ck["elapsed_s"], ck["evals"]
-        print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min done)", flush=True)
+        step, evals = ck["step"], ck["evals"]
+        # checkpoints from before the CPU budget only know wall time: count it all as CPU (conservative)
+        cpu, wall = ck.get("cpu_s", ck["elapsed_s"]), ck.get("wall_s", ck["elapsed_s"])
+        print(f"resumed from {ckpt_path} at step {step} ({cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min done)",
+              flush=True)
     elif args.fresh and (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
 
     def save():
         _atomic_save({"recipe": _recipe(args), "class": cls_name, "config": config, "model": vae.state_dict(),
-                      "ema": ema, "optimizer": opt.state_dict(), "scheduler": {"step": step, "elapsed_s": elapsed},
+                      "ema": ema, "optimizer": opt.state_dict(), "scheduler": {"step": step, "cpu_s": cpu, "wall_s": wall},
                       "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "step": step,
-                      "elapsed_s": elapsed, "evals": evals, "sampler": sampler.describe(),
+                      "cpu_s": cpu, "wall_s": wall, "elapsed_s": wall, "evals": evals, "sampler": sampler.describe(),
                       "threads": args.threads}, ckpt_path)
 
-    if step >= args.steps or elapsed >= args.minutes * 60:
+    def budget_left() -> bool:
+        return step < args.steps and cpu < args.minutes * 60 and wall < args.max_wall_minutes * 60
+
+    if not budget_left():
         print("nothing left to train (steps or minutes already used)", flush=True)
         return ckpt_path
 
@@ -243,7 +255,8 @@ def train(args) -> Path:
     sampler = make_sampler(args)
     heldout, _ = data.eval_crops(HELDOUT["name"], HELDOUT["n"], HELDOUT["frames"], HELDOUT["size"])
     print(f"data ready in {time.perf_counter() - t0:.1f} s; {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
-          f"params; training {args.family} to step {args.steps} within {args.minutes} min", flush=True)
+          f"params; training {args.family} to step {args.steps} within {args.minutes:g} CPU-min "
+          f"(wall cap {args.max_wall_minutes:g} min)", flush=True)
 
     from tqdm import tqdm
 
@@ -252,18 +265,30 @@ def train(args) -> Path:
         ema_model.load_state_dict(ema)
         crops = heldout if tag == "final" else heldout[::2]  # periodic: crops 0, 2, 4, 6 (half the cost)
         s = heldout_scores(ema_model.eval(), crops)
-        rec = {"step": step, "minutes": elapsed / 60, "tag": tag, "heldout_psnr_db": s["psnr_db"],
+        rec = {"step": step, "minutes": cpu / 60, "wall_minutes": wall / 60, "tag": tag, "heldout_psnr_db": s["psnr_db"],
                "heldout_ssim": s["ssim"], "per_crop_psnr_db": [round(p["psnr_db"], 2) for p in s["per_crop"]]}
         evals.append(rec)
         _log(out, rec)
-        tqdm.write(f"[eval step {step}, {elapsed / 60:.1f} min] held-out PSNR {s['psnr_db']:.2f} dB, "
+        tqdm.write(f"[eval step {step}, {cpu / 60:.1f} CPU-min] held-out PSNR {s['psnr_db']:.2f} dB, "
                    f"SSIM {s['ssim']:.3f}  per crop {rec['per_crop_psnr_db']}")
 
-    last_ckpt = last_eval = elapsed
-    seg_start = time.perf_counter() - elapsed  # wall clock of this process, offset by earlier segments
+    import signal
+
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, checkpoint, exit: nothing is lost
+        signal.signal(sig, lambda num, frame: stop.append(num))
+
+    last_ckpt, last_eval = wall, cpu
+    wall0 = time.perf_counter() - wall  # clocks of this process, offset by earlier segments
+    cpu0 = time.process_time() - cpu
+
+    def tick():
+        nonlocal cpu, wall
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+
     bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout)
-    while step < args.steps and elapsed < args.minutes * 60:
-        lr = args.lr * sched(step, elapsed)
+    while budget_left() and not stop:
+        lr = args.lr * sched(step, cpu, wall)
         for g in opt.param_groups:
             g["lr"] = lr
         x = sampler.batch(step, args.batch)
@@ -282,31 +307,36 @@ def train(args) -> Path:
                     ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
                 else:
                     ema[k].copy_(v)
-        elapsed = time.perf_counter() - seg_start
+        tick()
         train_psnr = -10 * math.log10(max(float(((rec.detach().clamp(-1, 1) - x) / 2).pow(2).mean()), 1e-12))
         bar.update(1)
         bar.set_postfix(loss=f"{terms['total'].item():.4f}", psnr=f"{train_psnr:.1f}", lr=f"{lr:.1e}",
-                        min=f"{elapsed / 60:.1f}")
+                        cpu_min=f"{cpu / 60:.1f}", wall_min=f"{wall / 60:.1f}")
         if step % 25 == 0:
-            _log(out, {"step": step, "minutes": elapsed / 60, "train_psnr_db": train_psnr, "grad_norm": gnorm,
+            _log(out, {"step": step, "minutes": cpu / 60, "wall_minutes": wall / 60, "train_psnr_db": train_psnr, "grad_norm": gnorm,
                        **{k: v.item() for k, v in terms.items()}, "lr": lr})
-        if elapsed - last_eval >= args.eval_minutes * 60:
+        if cpu - last_eval >= args.eval_minutes * 60:
             evaluate("periodic")
-            elapsed = time.perf_counter() - seg_start
-            last_eval = elapsed
-        if elapsed - last_ckpt >= args.ckpt_minutes * 60:
+            tick()
+            last_eval = cpu
+        if wall - last_ckpt >= args.ckpt_minutes * 60:
             save()
-            last_ckpt = elapsed
+            last_ckpt = wall
     bar.close()
+    if stop:
+        save()
+        print(f"stopped by signal at step {step}; checkpoint {ckpt_path} (resume with the same command)", flush=True)
+        sys.exit(0)
     evaluate("final")
     save()
-    print(f"done: step {step}, {elapsed / 60:.1f} min -> {ckpt_path}", flush=True)
+    print(f"done: step {step}, {cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min -> {ckpt_path}", flush=True)
     return ckpt_path
 
 
 def command_line(args) -> str:
     """The command that reproduces this run (all recipe flags spelled out)."""
     parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
+             "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
              "--width", str(args.width), "--frames", str(args.frames), "--crop", str(args.crop),
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
@@ -362,13 +392,14 @@ def ship(args) -> None:
         "parameters": n_params, "weights_file": entry.weights_path.name,
         "weights_bytes": entry.weights_path.stat().st_size, "storage_dtype": "float16",
         "training": {
-            "recipe": ck["recipe"], "steps": ck["step"], "wall_minutes": round(ck["elapsed_s"] / 60, 2),
+            "recipe": ck["recipe"], "steps": ck["step"], "cpu_minutes": round(ck.get("cpu_s", ck["elapsed_s"]) / 60, 2),
+            "wall_minutes": round(ck.get("wall_s", ck["elapsed_s"]) / 60, 2),
             "threads": ck["threads"], "command": command_line(args), "data": ck["sampler"],
             "loss": (f"L1 + MSE (frame 0 weighted x{args.first_frame_weight:g}) + {args.grad_weight:g} x L1 of spatial "
                      f"gradients + {args.kl_weight:g} x KL (mean per latent element); sampled latents; "
                      "quant log-variance initialised at -6"),
             "optimizer": f"AdamW lr {args.lr:g} betas (0.9, 0.99) wd 1e-4, warmup {args.warmup} steps, cosine to 5% over "
-                         f"max(step/{args.steps}, minutes/{args.minutes:g}), "
+                         f"max(step/{args.steps}, CPU-min/{args.minutes:g}, wall-min/{args.max_wall_minutes:g}), "
                          f"grad clip 1.0, EMA {args.ema:g} (shipped)",
             "periodic_evals": ck["evals"],
             "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
@@ -420,8 +451,9 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
   reversal, horizontal flip.  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
-- {tr['steps']} steps in {tr['wall_minutes']:.1f} min on {tr['threads']} CPU thread(s)
-  (torch {tr['versions']['torch']}, diffusers {tr['versions']['diffusers']}).
+- {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
+  minutes on a 2-core machine shared with other work (torch {tr['versions']['torch']},
+  diffusers {tr['versions']['diffusers']}).
 - Reproduce: `{tr['command']}` (checkpoints in `~/.cache/vaestudy/train/`, resumable).
 
 ## Held-out quality (`{ho['clip']}`, {ho['size'][0]}x{ho['size'][1]}x{ho['frames']}, {len(ho['crops'])} fixed crops)
@@ -432,7 +464,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 During training (EMA weights, fp32; periodic rows on crops 0, 2, 4, 6 only, the last row on all crops):
 
-| step | minutes | held-out PSNR (dB) | SSIM |
+| step | CPU-minutes | held-out PSNR (dB) | SSIM |
 |---|---|---|---|
 {evals}
 """
