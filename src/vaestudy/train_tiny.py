@@ -394,6 +394,8 @@ def ship(args) -> None:
         "training": {
             "recipe": ck["recipe"], "steps": ck["step"], "cpu_minutes": round(ck.get("cpu_s", ck["elapsed_s"]) / 60, 2),
             "wall_minutes": round(ck.get("wall_s", ck["elapsed_s"]) / 60, 2),
+            "ended_by": ("steps" if ck["step"] >= args.steps else
+                         "CPU budget" if ck.get("cpu_s", ck["elapsed_s"]) >= args.minutes * 60 else "wall cap"),
             "threads": ck["threads"], "command": command_line(args), "data": ck["sampler"],
             "loss": (f"L1 + MSE (frame 0 weighted x{args.first_frame_weight:g}) + {args.grad_weight:g} x L1 of spatial "
                      f"gradients + {args.kl_weight:g} x KL (mean per latent element); sampled latents; "
@@ -454,6 +456,9 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 - {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
   minutes on a 2-core machine shared with other work (torch {tr['versions']['torch']},
   diffusers {tr['versions']['diffusers']}).
+- The run ended on its {tr['ended_by']} (steps {tr['recipe']['steps']}, {tr['command'].split('--minutes ')[1].split()[0]} CPU-min,
+  wall cap {tr['command'].split('--max-wall-minutes ')[1].split()[0]} min); the learning rate follows whichever of the
+  three is furthest along, so on an idle machine the same command runs more steps and should do at least as well.
 - Reproduce: `{tr['command']}` (checkpoints in `~/.cache/vaestudy/train/`, resumable).
 
 ## Held-out quality (`{ho['clip']}`, {ho['size'][0]}x{ho['size'][1]}x{ho['frames']}, {len(ho['crops'])} fixed crops)
