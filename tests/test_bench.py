@@ -223,3 +223,28 @@ def test_build_configs_default_consumers():
 def test_machine_peak_is_positive_and_finite():
     mp = B.machine_peak("cpu", "float32", repeats=1)
     assert mp["peak_flops"] > 0 and math.isfinite(mp["peak_flops"])
+
+
+def test_interleaved_sweep_measures_side_by_side_and_resumes(tmp_path, tiny):
+    vae = tiny("wan2.1")
+    path = tmp_path / "i.jsonl"
+    recs = B.sweep(_cfgs(repeats=2), path, vae=vae, flops=False, progress=False, interleave=True)
+    assert [r["resumed"] for r in recs] == [False, False]
+    assert all(r["interleaved"] and len(r["wall_s_all"]) == 2 for r in recs)
+    assert len({r["run_id"] for r in recs}) == 1
+    again = B.sweep(_cfgs(repeats=2), path, vae=vae, flops=False, progress=False, interleave=True)
+    assert [r["resumed"] for r in again] == [True, True] and len(B.ResultStore(path).load()) == 2
+
+
+def test_exact_rss_sees_reuse_of_freed_heap_pages():
+    if not B.Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc/self/clear_refs")
+
+    def churn():  # 8 MB blocks: below glibc's dynamic mmap ceiling, so normally recycled from the heap
+        keep = [torch.ones(2_000_000) for _ in range(10)]
+        return keep
+
+    with B.exact_rss():
+        churn()
+        peak = B.measure_peak(churn)
+    assert abs(peak - 80 * MB) <= 8 * MB, peak

@@ -434,25 +434,57 @@ def iter_strategy(vae, z: torch.Tensor, cfg: BenchConfig) -> Iterator[torch.Tens
         raise ValueError(f"strategy={s!r} is unknown; valid: {', '.join(STRATEGIES)}")
 
 
-def run_once(vae, z: torch.Tensor, cfg: BenchConfig, *, memory: bool = True) -> dict:
-    """One timed decode: wall (s), first frame (s), per-chunk latency (s), consumer time (s), peak bytes."""
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def _mmap_threshold(nbytes: int) -> None:
+    """Fix glibc's mmap threshold: blocks >= nbytes get their own mapping, returned to the OS on free."""
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL("libc.so.6")
+        _LIBC.mallopt(M_MMAP_THRESHOLD, int(nbytes))
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def exact_rss():
+    """While active, every block of 64 KiB or more is a fresh mapping, so the resident set follows live
+    tensors (glibc otherwise recycles freed heap pages that were resident before the baseline and the
+    high-water mark misses them). Afterwards the threshold is fixed at glibc's own ceiling, 32 MiB."""
+    _mmap_threshold(64 * 1024)
+    try:
+        yield
+    finally:
+        _mmap_threshold(32 * 1024 * 1024)
+
+
+def run_once(vae, z: torch.Tensor, cfg: BenchConfig, *, memory: bool = False, flops: bool = False) -> dict:
+    """One decode: wall (s), first frame (s), per-chunk latency (s), consumer time (s); with ``memory``
+    the peak bytes, with ``flops`` the FLOP count (both make the run unfit for timing statistics)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     from vaestudy.decode.common import clear_vae_cache
 
     device = z.device
     clear_vae_cache(vae)
     probe = PeakMemory(device)
     timer = Timer(device)
-    with open_consumer(cfg.consumer) as consume:
+    counter = FlopCounterMode(display=False) if flops else contextlib.nullcontext()
+    exact = exact_rss() if (memory and device.type == "cpu") else contextlib.nullcontext()
+    with exact, open_consumer(cfg.consumer) as consume:
         if memory:
             probe.start()
         timer.start()
         frames = 0
-        for out in iter_strategy(vae, z, cfg):
-            timer.mark()  # chunk ready
-            consume(out)
-            frames += out.shape[2]
-            del out
-            timer.mark()  # consumer done
+        with counter:
+            for out in iter_strategy(vae, z, cfg):
+                timer.mark()  # chunk ready
+                consume(out)
+                frames += out.shape[2]
+                del out
+                timer.mark()  # consumer done
         consume.close()
         timer.mark()
         marks = timer.read()
@@ -461,76 +493,121 @@ def run_once(vae, z: torch.Tensor, cfg: BenchConfig, *, memory: bool = True) -> 
     clear_vae_cache(vae)
     arrive, done, end = marks[0:-1:2], marks[1:-1:2], marks[-1]
     starts = [0.0] + done[:-1]
-    return {"wall_s": end, "first_frame_s": arrive[0], "chunk_s": [a - b for a, b in zip(arrive, starts)],
-            "consumer_s": sum(d - a for a, d in zip(arrive, done)) + (end - done[-1]), "frames_out": frames,
-            **mem, "memory_method": probe.method if memory else None}
+    out = {"wall_s": end, "first_frame_s": arrive[0], "chunk_s": [a - b for a, b in zip(arrive, starts)],
+           "consumer_s": sum(d - a for a, d in zip(arrive, done)) + (end - done[-1]), "frames_out": frames, **mem,
+           "memory_method": probe.method if memory else None}
+    if flops:
+        out["flops"] = int(counter.get_total_flops())
+    return out
 
 
 def count_flops(vae, z: torch.Tensor, cfg: BenchConfig) -> int:
     """FLOPs of one decode (torch.utils.flop_counter; convolutions and matmuls, 2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        for out in iter_strategy(vae, z, cfg):
-            del out
-    return int(fc.get_total_flops())
+    return run_once(vae, z, cfg, flops=True)["flops"]
 
 
 def _summary_stats(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(cfg: BenchConfig, *, vae=None, flops: bool = True, isolate: bool = False,
-            machine_peak_flops: float | None = None, run_id: str | None = None, env: dict | None = None) -> dict:
-    """Measure one configuration and return its record (a flat-ish JSON-able dict).
-
-    The first warm-up decode doubles as the FLOP count (FlopCounterMode; untimed). With
-    ``isolate=True`` the whole measurement runs in a fresh spawned interpreter.
-    """
-    cfg = validate_config(cfg)
-    if isolate:
-        return _measure_isolated(cfg, flops=flops, machine_peak_flops=machine_peak_flops, run_id=run_id)
-    from vaestudy.experiments import random_latent
+def _load_for(cfg: BenchConfig, vae):
     from vaestudy.models import load_vae
 
     dtype = getattr(torch, cfg.dtype)
-    t_load = time.perf_counter()
+    t = time.perf_counter()
     if vae is None:
         vae = load_vae(cfg.model, cfg.weights, device=cfg.device, dtype=dtype, seed=cfg.seed)
     else:
         p = next(vae.parameters())
         if str(p.device) != str(torch.device(cfg.device)) or p.dtype != dtype:
             raise ValueError(f"vae is {p.dtype} on {p.device} but the config asks {cfg.dtype} on {cfg.device}")
-    load_s = time.perf_counter() - t_load
     weights = getattr(vae, "weights_source", cfg.weights)
     if weights != cfg.weights:
         raise ValueError(f"config weights={cfg.weights!r} but the model passed in has weights={weights!r}")
+    return vae, time.perf_counter() - t
+
+
+def _prepare(vae, cfg: BenchConfig, flops: bool):
+    """Latent, then the untimed decodes: the first probes peak memory (and counts FLOPs), the rest warm up."""
+    from vaestudy.experiments import random_latent
+
     z = random_latent(vae, cfg.frames, cfg.size, seed=cfg.seed)
-    nflops = None
-    for i in range(cfg.warmup):
-        if i == 0 and flops:
-            nflops = count_flops(vae, z, cfg)
-        else:
-            run_once(vae, z, cfg, memory=False)
-    if flops and nflops is None:
-        nflops = count_flops(vae, z, cfg)
+    if not getattr(vae, "_vaestudy_bench_warmed", False):
+        # the first decode of a model in a process allocates one-time state (thread pools, kernel
+        # caches); it would inflate the first configuration's peak, so it is run and discarded
+        run_once(vae, z, cfg)
+        vae._vaestudy_bench_warmed = True
+    probe = run_once(vae, z, cfg, memory=True, flops=flops)
+    for _ in range(max(0, cfg.warmup - 1)):
+        run_once(vae, z, cfg)
+    return z, probe
+
+
+def measure(cfg: BenchConfig, *, vae=None, flops: bool = True, isolate: bool = False,
+            machine_peak_flops: float | None = None, run_id: str | None = None, env: dict | None = None) -> dict:
+    """Measure one configuration and return its record (a JSON-able dict).
+
+    Order: one untimed *probe* decode (peak memory under :func:`exact_rss`, FLOPs with
+    FlopCounterMode; it is the first warm-up, and happens even with ``warmup=0``), ``warmup - 1``
+    more untimed decodes, then ``repeats`` timed decodes with nothing else attached. The very first
+    decode of a model in a process is run once more before the probe and discarded. With
+    ``isolate=True`` all of it runs in a fresh interpreter.
+    """
+    cfg = validate_config(cfg)
+    if isolate:
+        return _measure_isolated(cfg, flops=flops, machine_peak_flops=machine_peak_flops, run_id=run_id)
+    vae, load_s = _load_for(cfg, vae)
+    z, probe = _prepare(vae, cfg, flops)
     runs = [run_once(vae, z, cfg) for _ in range(cfg.repeats)]
+    return _record(cfg, vae, runs, probe, env, machine_peak_flops, run_id, {"load_s": load_s, "isolated": False,
+                                                                           "interleaved": False})
+
+
+def _record(cfg, vae, runs, probe, env, machine_peak_flops, run_id, extra):
     env = dict(env or environment(cfg.device, cfg.dtype))
     env["loadavg"] = environment(cfg.device, cfg.dtype)["loadavg"]
-    return make_record(cfg, runs, env=env, weights=weights, flops=nflops, machine_peak_flops=machine_peak_flops,
-                       run_id=run_id, extra={"load_s": load_s, "isolated": False, "model_bytes": sum(
-                           p.numel() * p.element_size() for p in vae.parameters())})
+    extra = dict(extra, model_bytes=sum(p.numel() * p.element_size() for p in vae.parameters()),
+                 probe_wall_s=probe["wall_s"])
+    return make_record(cfg, runs, env=env, weights=getattr(vae, "weights_source", cfg.weights),
+                       flops=probe.get("flops"), machine_peak_flops=machine_peak_flops, run_id=run_id,
+                       memory=probe, extra=extra)
+
+
+def measure_interleaved(cfgs: list[BenchConfig], *, vae=None, flops: bool = True,
+                        machine_peak_flops: float | None = None, run_id: str | None = None,
+                        env: dict | None = None) -> list[dict]:
+    """Measure several configurations of one model side by side: after every configuration's probe and
+    warm-up, repeat r of each configuration runs in turn (A B C A B C ...), so slow drifts in background
+    load hit every strategy alike. Returns one record per configuration."""
+    cfgs = [validate_config(c) for c in cfgs]
+    keys = {(c.model, c.weights, c.device, c.dtype, c.seed) for c in cfgs}
+    if len(keys) > 1:
+        raise ValueError(f"interleaved configurations must share model, weights, device, dtype and seed; got {sorted(keys)}")
+    vae, load_s = _load_for(cfgs[0], vae)
+    prepared = [_prepare(vae, c, flops) for c in cfgs]
+    runs: list[list[dict]] = [[] for _ in cfgs]
+    for r in range(max(c.repeats for c in cfgs)):
+        for i, c in enumerate(cfgs):
+            if r < c.repeats:
+                runs[i].append(run_once(vae, prepared[i][0], c))
+    return [_record(c, vae, runs[i], prepared[i][1], env, machine_peak_flops, run_id,
+                    {"load_s": load_s, "isolated": False, "interleaved": True}) for i, c in enumerate(cfgs)]
 
 
 def make_record(cfg: BenchConfig, runs: list[dict], *, env: dict, weights: str, flops: int | None = None,
-                machine_peak_flops: float | None = None, run_id: str | None = None, extra: dict | None = None) -> dict:
-    """Assemble the stored record from raw runs (pure; the tests use it directly)."""
+                machine_peak_flops: float | None = None, run_id: str | None = None, memory: dict | None = None,
+                extra: dict | None = None) -> dict:
+    """Assemble the stored record from raw runs (pure; the tests use it directly).
+
+    ``memory`` is the probe run's result (peak_bytes, memory_method); without it the runs' own are used.
+    """
     family = get_family(cfg.model)
     c, lt, lh, lw = family.latent_shape(cfg.frames, *cfg.size)
     wall = [r["wall_s"] for r in runs]
     first = [r["first_frame_s"] for r in runs]
     steady = [x for r in runs for x in r["chunk_s"][1:]]  # chunk 0 of a causal stream is 1 frame: not steady
     med = statistics.median(wall)
+    mem_runs = [memory] if memory is not None else [r for r in runs if r.get("memory_method")]
     rec = {
         "key": config_key(cfg, env),
         "run_id": run_id or new_run_id(),
@@ -550,17 +627,16 @@ def make_record(cfg: BenchConfig, runs: list[dict], *, env: dict, weights: str, 
         "chunk_jitter_range_s": (max(steady) - min(steady)) if steady else 0.0,
         "consumer_s": statistics.median(r["consumer_s"] for r in runs),
         "fps": cfg.frames / med,
-        "peak_bytes": max(r.get("peak_bytes", 0) for r in runs) if runs[0].get("memory_method") else None,
-        "peak_bytes_all": [r.get("peak_bytes") for r in runs],
-        "memory_method": runs[0].get("memory_method"),
+        "peak_bytes": max(r["peak_bytes"] for r in mem_runs) if mem_runs else None,
+        "memory_method": mem_runs[0]["memory_method"] if mem_runs else None,
         "flops": flops,
         "flops_per_s": flops / med if flops else None,
         "machine_peak_flops": machine_peak_flops,
         "fraction_of_peak": (flops / med / machine_peak_flops) if flops and machine_peak_flops else None,
         "env": env,
     }
-    if any("peak_reserved_bytes" in r for r in runs):
-        rec["peak_reserved_bytes"] = max(r.get("peak_reserved_bytes", 0) for r in runs)
+    if any("peak_reserved_bytes" in r for r in mem_runs):
+        rec["peak_reserved_bytes"] = max(r.get("peak_reserved_bytes", 0) for r in mem_runs)
     rec.update(extra or {})
     return rec
 
@@ -731,12 +807,18 @@ def _json_default(o):
 
 def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike | None = None, *, vae=None,
           isolate: bool = False, flops: bool = True, machine_peak_flops: float | None = None,
-          progress: bool = True, run_id: str | None = None, resume: bool = True) -> list[dict]:
+          progress: bool = True, run_id: str | None = None, resume: bool = True,
+          interleave: bool = False) -> list[dict]:
     """Measure every configuration not already in ``store`` (resume, keyed by :func:`config_key`).
 
     Every configuration is validated before anything is measured. Returns the records of all
     configurations, measured now or loaded; each new record is appended as soon as it exists.
+    ``interleave=True`` (in this process only) measures the missing configurations of each model
+    side by side with :func:`measure_interleaved`; their records are appended together at the end.
     """
+    if interleave:
+        return _sweep_interleaved(list(configs), store, vae=vae, flops=flops, machine_peak_flops=machine_peak_flops,
+                                  progress=progress, run_id=run_id, resume=resume)
     from tqdm.auto import tqdm
 
     configs = [validate_config(c) for c in configs]
@@ -748,9 +830,13 @@ def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike
     models: dict[tuple, torch.nn.Module] = {}  # inline runs load each model once
     records = []
     bar = tqdm(configs, disable=not progress, desc="bench", unit="config")
+    seen: set[str] = set()
     for cfg in bar:
         env = envs[(cfg.device, cfg.dtype)]
         key = config_key(cfg, env)
+        if key in seen:  # the same configuration listed twice (overlapping sweeps): measure once
+            continue
+        seen.add(key)
         bar.set_postfix_str(f"{cfg.strategy} {cfg.frames}x{cfg.size[0]}x{cfg.size[1]} {cfg.consumer}")
         if key in done:
             rec = dict(done[key])
@@ -775,9 +861,38 @@ def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike
     return records
 
 
+def _sweep_interleaved(configs, store, *, vae, flops, machine_peak_flops, progress, run_id, resume):
+    configs = [validate_config(c) for c in configs]
+    if isinstance(store, (str, os.PathLike)):
+        store = ResultStore(store)
+    run_id = run_id or new_run_id()
+    envs = {(c.device, c.dtype): environment(c.device, c.dtype) for c in configs}
+    done = store.by_key() if (store is not None and resume) else {}
+    keyed, todo, seen = [], {}, set()
+    for c in configs:
+        k = config_key(c, envs[(c.device, c.dtype)])
+        if k in seen:
+            continue
+        seen.add(k)
+        keyed.append((k, c))
+        if k not in done:
+            todo.setdefault((c.model, c.weights, c.device, c.dtype, c.seed), []).append(c)
+    new: dict[str, dict] = {}
+    for group in todo.values():
+        if progress:
+            print(f"interleaving {len(group)} configurations x {max(c.repeats for c in group)} repeats ...", flush=True)
+        recs = measure_interleaved(group, vae=vae, flops=flops, machine_peak_flops=machine_peak_flops, run_id=run_id,
+                                   env=envs[(group[0].device, group[0].dtype)])
+        for r in recs:
+            if store is not None:
+                store.append(r)
+            new[r["key"]] = dict(r, resumed=False)
+    return [new[k] if k in new else dict(done[k], resumed=True) for k, _ in keyed]
+
+
 def split_list(text: str | list | tuple, name: str) -> list[str]:
     """'a,b' or ['a', 'b'] → ['a', 'b']; ValueError when empty."""
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
+    items = [str(t).strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
     if not items:
         raise ValueError(f"{name}={text!r} is empty")
     return items
@@ -928,3 +1043,61 @@ if __name__ == "__main__":
     import sys
 
     sys.exit(_child_main())
+
+
+def series(records: list[dict], x: str, y: str = "wall_s", **where) -> dict:
+    """Plot-ready data: {label: {"x": [...], "median": [...], "min": [...], "max": [...]}} sorted by x.
+
+    ``y`` is a record field; a {median, min, max} dict gives the spread, a number gives none.
+    ``x`` may be a record field or ``"pixels"`` (height * width).
+    """
+    out: dict[str, dict] = {}
+    for r in sorted(select(records, **where), key=lambda r: _xval(r, x)):
+        v = r.get(y)
+        if v is None:
+            continue
+        d = out.setdefault(label(r), {"x": [], "median": [], "min": [], "max": [], "strategy": r["strategy"]})
+        d["x"].append(_xval(r, x))
+        if isinstance(v, dict):
+            d["median"].append(v["median"]), d["min"].append(v["min"]), d["max"].append(v["max"])
+        else:
+            d["median"].append(v), d["min"].append(v), d["max"].append(v)
+    return out
+
+
+def _xval(r: dict, x: str):
+    if x == "pixels":
+        return r["size"][0] * r["size"][1]
+    if x == "latent_frames":
+        return r["latent_shape"][1]
+    return r[x]
+
+
+def growth(records: list[dict], field_name: str = "peak_bytes", x: str = "frames", **where) -> float | None:
+    """Ratio of ``field_name`` at the largest x to the smallest x among matching records (one label)."""
+    rs = sorted(select(records, **where), key=lambda r: _xval(r, x))
+    if len(rs) < 2 or not rs[0].get(field_name):
+        return None
+    a, b = rs[0][field_name], rs[-1][field_name]
+    a = a["median"] if isinstance(a, dict) else a
+    b = b["median"] if isinstance(b, dict) else b
+    return b / a
+
+
+def flops_per_pixel_frame(records: list[dict], strategy: str = "chunked") -> float | None:
+    """Marginal decode FLOPs per output pixel-frame: the slope of FLOPs against pixel-frames over records
+    of one size and several lengths (the first latent frame yields one pixel frame for a whole latent
+    frame of work, so FLOPs / pixel-frames of a short video overstates the steady cost). Median over
+    sizes; falls back to the plain ratio when no size has two lengths."""
+    import numpy as np
+
+    rs = [r for r in records if r["strategy"] == strategy and r.get("flops")]
+    slopes = []
+    for size in {tuple(r["size"]) for r in rs}:
+        pts = sorted({(r["pixel_frames"], r["flops"]) for r in rs if tuple(r["size"]) == size})
+        if len({p for p, _ in pts}) >= 2:
+            slopes.append(float(np.polyfit([p for p, _ in pts], [f for _, f in pts], 1)[0]))
+    if slopes:
+        return statistics.median(slopes)
+    vals = [r["flops"] / r["pixel_frames"] for r in rs]
+    return statistics.median(vals) if vals else None
