@@ -99,13 +99,13 @@ def cmd_bench(args) -> int:
         mp = B.machine_peak(args.device, args.dtype)
         peak = mp["peak_flops"]
         print(f"machine peak: matmul {mp['matmul_flops'] / 1e9:.1f} GFLOP/s, conv3d {mp['conv3d_flops'] / 1e9:.1f} GFLOP/s")
-    records = B.sweep(configs, args.out, isolate=args.isolate, flops=not args.no_flops, machine_peak_flops=peak,
-                      resume=not args.fresh)
+    records = B.sweep(configs, args.out, isolate=args.isolate and not args.interleave, flops=not args.no_flops,
+                      machine_peak_flops=peak, resume=not args.fresh, interleave=args.interleave)
     resumed = sum(r["resumed"] for r in records)
     print(B.format_summary(records))
     print(f"{len(records) - resumed} measured, {resumed} resumed from {args.out}; repeats {args.repeats} after "
           f"{args.warmup} warm-up; memory: {records[0].get('memory_method')}"
-          f"{' in a fresh process per configuration' if args.isolate else ' in this process'}")
+          f"{' in this process, repeats interleaved across configurations' if args.interleave else ' in a fresh process per configuration' if args.isolate else ' in this process'}")
     return 0
 
 
@@ -203,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isolate", dest="isolate", action="store_true", default=True,
                    help="one fresh interpreter per configuration (default)")
     p.add_argument("--inline", dest="isolate", action="store_false", help="measure in this process (faster)")
+    p.add_argument("--interleave", action="store_true", help="in this process, run repeat r of every configuration "
+                   "in turn (A B A B ...) so background load drifts hit all alike")
     p.add_argument("--fresh", action="store_true", help="measure again even if the store has the configuration")
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting and the machine-peak microbenchmark")
     p.set_defaults(func=cmd_bench)
