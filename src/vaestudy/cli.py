@@ -153,6 +153,91 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _ints(text: str, name: str, n: int) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        vals = ()
+    if len(vals) != n or min(vals) < 1:
+        raise ValueError(f"{name}={text!r} must be {n} positive integers joined by 'x'")
+    return vals
+
+
+def cmd_stream(args) -> int:
+    """vaestudy stream {overlap,two-device,split}: run a pipeline and print a summary."""
+    import json
+    import statistics
+
+    from vaestudy.distributed import DistributedRunError, launch
+
+    if args.pipeline == "overlap":
+        from vaestudy.models import load_vae
+        from vaestudy.pipeline import format_overlap_rows, overlap_sweep
+
+        shares = [float(v) for v in args.shares.split(",")]
+        hw = _ints(args.latent_hw, "latent-hw", 2)
+        vae = load_vae(args.model, args.weights, device=args.device, seed=args.seed)
+        rows = overlap_sweep(vae, shares, chunks=args.chunks, latent_hw=hw, threads=args.threads or None,
+                             every=args.every, repeats=args.repeats, seed=args.seed)
+        print(f"decode || generate: {args.model} ({args.weights}) on {args.device}, latent {hw}, {args.chunks} chunks, "
+              f"threads per side {args.threads or 'process default'}, re-encode every {args.every or 'never'}; "
+              "generator = Conv3d stand-in (real compute, no meaning)")
+        print(format_overlap_rows(rows))
+        print("bounds: sequential G+D(+R), overlapped max(G, D); gain = seq/ovl - 1; 'slow' = stage time overlapped / alone")
+        result = rows
+    elif args.pipeline == "two-device":
+        cfg = {"model": args.model, "weights": args.weights, "seed": args.seed, "clip": args.clip,
+               "size": list(_ints(args.size, "size", 2)), "window": args.window, "windows": args.windows,
+               "fps": args.fps, "send_queue": args.send_queue, "send_policy": args.send_policy,
+               "recv_queue": args.recv_queue, "ring_frames": args.ring_frames, "prebuffer_s": args.prebuffer,
+               "threads": args.threads or 1, "fail_rank": args.fail_rank}
+        try:
+            rec = launch("two-device", cfg, timeout_s=args.timeout, deadline_s=args.deadline)
+        except DistributedRunError as exc:
+            print(f"vaestudy stream two-device: error: {exc}", file=sys.stderr)
+            return 1
+        m, b = rec["median"], rec["budget"]
+        lat = rec["latency_first_frame_s"]
+        print(f"encode on rank 0, decode on rank 1 ({rec['backend']}): {rec['captured_windows']} windows of "
+              f"{args.window} frames at {args.fps:g} fps, send policy {args.send_policy}")
+        print(f"median encode {m['encode_s'] * 1e3:.1f} ms, transfer {m['transfer_s'] * 1e3:.2f} ms "
+              f"({rec['window_bytes'] / 1e3:.1f} kB), decode {m['decode_s'] * 1e3:.1f} ms "
+              f"(first frame {m['decode_first_frame_s'] * 1e3:.1f} ms)")
+        print(f"budget fill + encode + transfer + decode = {b['total'] * 1e3:.0f} ms; measured first-frame latency "
+              f"median {statistics.median(lat) * 1e3:.0f} ms (min {min(lat) * 1e3:.0f}, max {max(lat) * 1e3:.0f})"
+              if lat else "no frame was shown")
+        print(f"dropped windows {rec['dropped_windows']}, underruns {rec['underruns']}, shown frames {rec['shown_frames']}")
+        for q in rec["queues"].values():
+            print(f"  {q['name']:<14} capacity {q['capacity']:>3} ({q['policy']}): max depth {q['max_depth']}, "
+                  f"dropped {q['dropped']}, producer blocked {q['blocked_s']:.2f} s")
+        result = rec
+    else:
+        halos = [h if not h.isdigit() else int(h) for h in args.halos.split(",")]
+        cfg = {"model": args.model, "weights": args.weights, "seed": args.seed,
+               "latent": list(_ints(args.latent, "latent", 3)), "halos": halos, "chunk": args.chunk,
+               "blend": args.blend, "threads": args.threads or 1, "repeats": args.repeats, "fail_rank": args.fail_rank}
+        try:
+            rec = launch("split", cfg, timeout_s=args.timeout, deadline_s=args.deadline)
+        except DistributedRunError as exc:
+            print(f"vaestudy stream split: error: {exc}", file=sys.stderr)
+            return 1
+        alone = ", ".join(f"{statistics.median(v):.2f} s with {k} thread(s)" for k, v in rec["single_s_by_threads"].items())
+        print(f"width split over {rec['world']} ranks ({rec['backend']}), latent {rec['latent_shape']}, blend "
+              f"{args.blend}, each rank {rec['rank_threads']} thread(s); one process alone: {alone} "
+              f"(speed-up against the faster)")
+        print(f"{'halo':>6} {'cols':>4} {'max |err|':>10} {'PSNR dB':>8} {'seam err':>9} {'time s':>7} {'speed-up':>8}")
+        for r in rec["rows"]:
+            print(f"{r['halo_label']:>6} {r['halo']:>4} {r['max_abs']:>10.2e} {r['psnr_db']:>8.1f} "
+                  f"{r['seam_band_mean_abs']:>9.2e} {statistics.median(r['total_s']):>7.2f} {r['speedup']:>8.2f}")
+        result = rec
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(result, default=str))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaestudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,7 +306,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=8, help="candidates to print")
     p.add_argument("--verbose", action="store_true", help="print every held-out prediction")
     p.set_defaults(func=cmd_plan)
+
+    _add_stream_parser(sub)
     return parser
+
+
+def _add_stream_parser(sub) -> None:
+    p = sub.add_parser("stream", help="pipelines: decode || generation, encode/decode on two ranks, split decode")
+    p.add_argument("pipeline", choices=["overlap", "two-device", "split"])
+    _model_args(p, weights="tiny")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per side/rank (0: process default)")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the full record here")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds any collective or send/recv may wait")
+    p.add_argument("--deadline", type=float, default=600.0, help="seconds the whole distributed run may take")
+    p.add_argument("--fail-rank", type=int, default=-1, help=argparse.SUPPRESS)  # test hook: make a rank fail
+    p.add_argument("--shares", default="0.2,0.5,0.8", help="overlap: decode shares D/(G+D) to sweep")
+    p.add_argument("--chunks", type=int, default=6, help="overlap: chunks per run")
+    p.add_argument("--latent-hw", default="4x4", help="overlap: latent HxW per chunk")
+    p.add_argument("--every", type=int, default=0, help="overlap: re-encode dependency every N chunks (0: none)")
+    p.add_argument("--clip", default="carphone", help="two-device: capture source (a vaestudy.data clip or 'random')")
+    p.add_argument("--size", default="32x32", help="two-device: frame HEIGHTxWIDTH")
+    p.add_argument("--window", type=int, default=5, help="two-device: frames per window (1 + 4k)")
+    p.add_argument("--windows", type=int, default=6)
+    p.add_argument("--fps", type=float, default=8.0, help="two-device: capture and output frame rate")
+    p.add_argument("--send-queue", type=int, default=2)
+    p.add_argument("--send-policy", default="block", choices=["block", "drop", "drop-oldest"])
+    p.add_argument("--recv-queue", type=int, default=2)
+    p.add_argument("--ring-frames", type=int, default=0, help="two-device: output ring capacity (0: 3 windows)")
+    p.add_argument("--prebuffer", type=float, default=0.0, help="two-device: playout delay (s)")
+    p.add_argument("--latent", default="3x4x8", help="split: latent FRAMESxHEIGHTxWIDTH")
+    p.add_argument("--halos", default="0,1,2,rf99,full", help="split: halos in latent columns, rf90/rf95/rf99, full")
+    p.add_argument("--chunk", type=int, default=1, help="split: latent frames per streamed step")
+    p.add_argument("--blend", default="crop", choices=["crop", "linear"])
+    p.set_defaults(func=cmd_stream)
 
 
 def main(argv: list[str] | None = None) -> int:

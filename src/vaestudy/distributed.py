@@ -1,0 +1,209 @@
+"""Running the multi-rank pipelines: process-group setup with timeouts, a ``torchrun`` launcher,
+and the worker entry point ``python -m vaestudy.distributed TASK CONFIG.json OUT.json``.
+
+The backend is gloo on CPU and NCCL when every rank has a GPU. Every rendezvous, collective and
+point-to-point call is bounded by ``timeout_s`` (default 60 s), and the launcher puts an overall
+deadline on the whole run, so a rank that dies ends the run with an error naming it instead of
+leaving the others blocked in ``recv``. torchrun itself stops the surviving ranks when one fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+TASKS = ("two-device", "split")
+
+
+class DistributedRunError(RuntimeError):
+    """A multi-rank run failed: which rank, and the tail of its error output."""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init(timeout_s: float = 60.0, backend: str | None = None):
+    """Initialise the default process group from torchrun's environment with a timeout on every
+    collective; returns (rank, world size, backend)."""
+    import torch
+    import torch.distributed as dist
+
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= int(os.environ.get("WORLD_SIZE", 1)) else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return dist.get_rank(), dist.get_world_size(), backend
+
+
+def _config(task: str, cfg: dict):
+    from vaestudy.pipeline import TwoDeviceConfig
+    from vaestudy.split_decode import SplitConfig
+
+    cls = {"two-device": TwoDeviceConfig, "split": SplitConfig}[task]
+    fields = cls.__dataclass_fields__
+    unknown = set(cfg) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {task} settings: {', '.join(sorted(unknown))}; valid: {', '.join(fields)}")
+    vals = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
+    return cls(**vals).validate()
+
+
+def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
+    """Run one task on an initialised group; rank 0 returns the record."""
+    from vaestudy.pipeline import two_device_worker
+    from vaestudy.split_decode import split_worker
+
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
+    c = _config(task, cfg)
+    if task == "two-device":
+        return two_device_worker(c, timeout_s=timeout_s)
+    return split_worker(c, timeout_s=timeout_s)
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    """Entry point of each rank under torchrun: TASK CONFIG_JSON OUT_JSON [TIMEOUT_S]."""
+    import torch.distributed as dist
+
+    argv = sys.argv[1:] if argv is None else argv
+    task, cfg_path, out_path = argv[:3]
+    timeout_s = float(argv[3]) if len(argv) > 3 else 60.0
+    cfg = json.loads(Path(cfg_path).read_text())
+    rank, world, backend = init(timeout_s)
+    try:
+        rec = run_task(task, cfg, timeout_s)
+        if rank == 0:
+            rec["backend"], rec["world"] = backend, world
+            Path(out_path).write_text(json.dumps(rec, default=_json_default))
+        dist.barrier()
+    except BaseException:
+        sys.stderr.write(f"[vaestudy rank {rank}] {task} failed:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        os._exit(17)  # do not wait in destroy_process_group for peers that will never come
+    dist.destroy_process_group()
+    return 0
+
+
+def _json_default(o):
+    import torch
+
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    return str(o)
+
+
+def torchrun_command(task: str, cfg_path: str, out_path: str, *, nproc: int = 2, timeout_s: float = 60.0,
+                     port: int | None = None) -> list[str]:
+    """The ``python -m torch.distributed.run`` command line for one task on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
+            "--master_addr", "127.0.0.1", "--master_port", str(port or free_port()), "--max_restarts", "0",
+            "-m", "vaestudy.distributed", task, cfg_path, out_path, str(timeout_s)]
+
+
+def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, deadline_s: float = 600.0,
+           workdir: str | os.PathLike | None = None, threads_env: int = 1) -> dict:
+    """Run ``task`` on ``nproc`` local ranks with torchrun and return rank 0's record (a dict).
+
+    Raises :class:`DistributedRunError` naming the failed rank (with its error tail) when a rank
+    fails, and when the whole run exceeds ``deadline_s`` seconds (then every rank is killed).
+    """
+    import tempfile
+
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
+    _config(task, dict(cfg))  # validate before starting processes
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg_path, out_path = tmp / "config.json", tmp / "result.json"
+    cfg_path.write_text(json.dumps(cfg))
+    if out_path.exists():
+        out_path.unlink()
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads_env), HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),
+               PYTHONUNBUFFERED="1", TORCHELASTIC_ERROR_FILE=str(tmp / "error.json"))
+    cmd = torchrun_command(task, str(cfg_path), str(out_path), nproc=nproc, timeout_s=timeout_s)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole session we started, nothing else
+        log, _ = proc.communicate()
+        raise DistributedRunError(f"{task}: no result within deadline_s={deadline_s} s; killed all ranks. "
+                                  f"Last output:\n{_tail(log)}") from None
+    (tmp / "log.txt").write_text(log)
+    if proc.returncode != 0 or not out_path.exists():
+        failed = sorted({int(line.split("rank ")[1].split("]")[0]) for line in log.splitlines()
+                         if line.startswith("[vaestudy rank ")})
+        who = f"rank {', '.join(map(str, failed))}" if failed else "a rank"
+        raise DistributedRunError(f"{task} failed on {who} (torchrun exit code {proc.returncode}): "
+                                  f"{_rank_errors(log) or _tail(log)}\nfull log: {tmp / 'log.txt'}")
+    rec = json.loads(out_path.read_text())
+    rec["workdir"] = str(tmp)
+    return rec
+
+
+def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_path: str, timeout_s: float) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    import torch.distributed as dist
+
+    rank, world, backend = init(timeout_s)
+    try:
+        rec = run_task(task, cfg, timeout_s)
+        if rank == 0:
+            rec["backend"], rec["world"] = backend, world
+            Path(out_path).write_text(json.dumps(rec, default=_json_default))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch_local(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, start_method: str = "fork") -> dict:
+    """Like :func:`launch` without torchrun: ``torch.multiprocessing`` processes on a free port.
+    ``fork`` reuses the parent's imports (seconds instead of tens of seconds per rank on a loaded
+    machine), which is what the tests use; a failing rank raises ``ProcessRaisedException``."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    _config(task, dict(cfg))
+    out = Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-")) / "result.json"
+    mp.start_processes(_local_entry, args=(nproc, free_port(), task, dict(cfg), str(out), timeout_s), nprocs=nproc,
+                       join=True, start_method=start_method)
+    return json.loads(out.read_text())
+
+
+def _rank_errors(log: str) -> str:
+    """The exception line of each failed rank's traceback (what the worker printed after its marker)."""
+    out, rank = [], None
+    for line in (log or "").splitlines():
+        if line.startswith("[vaestudy rank "):
+            rank = line.split("]")[0] + "]"
+        elif rank and line and not line.startswith((" ", "Traceback", "During handling", "The above")):
+            out.append(f"{rank} {line}")
+            rank = None
+    return "\n".join(out)
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join((text or "").splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
