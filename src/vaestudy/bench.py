@@ -1048,12 +1048,16 @@ if __name__ == "__main__":
 def series(records: list[dict], x: str, y: str = "wall_s", **where) -> dict:
     """Plot-ready data: {label: {"x": [...], "median": [...], "min": [...], "max": [...]}} sorted by x.
 
-    ``y`` is a record field; a {median, min, max} dict gives the spread, a number gives none.
+    ``y`` is a record field; a {median, min, max} dict gives the spread, a number gives none
+    (``fps`` takes its spread from wall time).
     ``x`` may be a record field or ``"pixels"`` (height * width).
     """
     out: dict[str, dict] = {}
     for r in sorted(select(records, **where), key=lambda r: _xval(r, x)):
         v = r.get(y)
+        if y == "fps":  # spread of throughput from the spread of wall time
+            w = r["wall_s"]
+            v = {"median": r["frames"] / w["median"], "min": r["frames"] / w["max"], "max": r["frames"] / w["min"]}
         if v is None:
             continue
         d = out.setdefault(label(r), {"x": [], "median": [], "min": [], "max": [], "strategy": r["strategy"]})
