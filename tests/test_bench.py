@@ -248,3 +248,15 @@ def test_exact_rss_sees_reuse_of_freed_heap_pages():
         churn()
         peak = B.measure_peak(churn)
     assert abs(peak - 80 * MB) <= 8 * MB, peak
+
+
+def test_interleaved_ratios_pair_repeats():
+    full = dict(_rec("full", "r", 10.0, 1000), interleaved=True, wall_s_all=[10.0, 40.0, 10.0])
+    ch = dict(_rec("chunked", "r", 10.0, 100, "discard"), interleaved=True, wall_s_all=[11.0, 44.0, 11.0],
+              first_frame_s_all=[1.0, 4.0, 1.0])
+    row = B.with_ratios([full, ch])[1]
+    # unpaired medians would say 1.1 too, but a load spike in repeat 2 must not move the paired ratio
+    assert row["paired"] and row["wall_ratio"] == pytest.approx(1.1) and row["fps_ratio"] == pytest.approx(1 / 1.1)
+    assert row["first_frame_ratio"] == pytest.approx(0.1)
+    ch2 = dict(ch, wall_s_all=[11.0, 12.0, 11.0])  # the spike hit full only
+    assert B.with_ratios([full, ch2])[1]["wall_ratio"] == pytest.approx(1.1)

@@ -970,7 +970,9 @@ def with_ratios(records: list[dict]) -> list[dict]:
     """Rows with every figure divided by the ``full`` record of the same run and shape.
 
     A ``full`` reference is taken only from the same ``run_id`` (measured side by side), with the
-    same consumer when there is one, else any consumer. No reference → ratios are None.
+    same consumer when there is one, else any consumer. No reference → ratios are None. When both
+    were measured interleaved with the same number of repeats, time ratios are medians of the
+    per-repeat ratios (``paired=True``; ``wall_ratio_min``/``_max`` give their range).
     """
     refs: dict[tuple, list[dict]] = {}
     for r in records:
@@ -996,9 +998,18 @@ def with_ratios(records: list[dict]) -> list[dict]:
                 fps_ratio=row["fps"] / ref["fps"],
                 first_frame_ratio=row["first_frame_s"] / fw,  # against the full decode's whole latency
                 peak_ratio=(row["peak_bytes"] / ref["peak_bytes"]) if row["peak_bytes"] and ref.get("peak_bytes") else None,
+                paired=False,
             )
+            pw, rw = ref.get("wall_s_all") or [], r.get("wall_s_all") or []
+            if r.get("interleaved") and ref.get("interleaved") and len(pw) == len(rw) and len(rw) > 1:
+                # interleaved repeats ran back to back: the median of per-repeat ratios cancels load drifts
+                ratios = [a / b for a, b in zip(rw, pw)]
+                row.update(paired=True, wall_ratio=statistics.median(ratios),
+                           wall_ratio_min=min(ratios), wall_ratio_max=max(ratios),
+                           fps_ratio=statistics.median(b / a for a, b in zip(rw, pw)),
+                           first_frame_ratio=statistics.median(f / b for f, b in zip(r["first_frame_s_all"], pw)))
         else:
-            row.update(wall_ratio=None, fps_ratio=None, first_frame_ratio=None, peak_ratio=None)
+            row.update(wall_ratio=None, fps_ratio=None, first_frame_ratio=None, peak_ratio=None, paired=False)
         rows.append(row)
     return rows
 
@@ -1024,6 +1035,14 @@ def format_summary(records: list[dict]) -> str:
         )
     if any(not r["ref"] for r in rows):
         lines.append("('-' ratio: no full decode of the same shape measured in the same run)")
+    if any(r.get("paired") for r in rows):
+        lines.append("time ratios of interleaved runs are medians of per-repeat ratios (repeat i of a strategy against "
+                     "repeat i of full, run back to back):")
+        for r in rows:
+            if r.get("paired") and r["strategy"] != "full":
+                lines.append(f"  {r['label']:<30} {r['frames']:>3}x{r['size'][0]}x{r['size'][1]}: wall x full "
+                             f"{r['wall_ratio']:.3f} (per-repeat {r['wall_ratio_min']:.3f}-{r['wall_ratio_max']:.3f}), "
+                             f"fps x full {r['fps_ratio']:.3f}, first frame / full wall {r['first_frame_ratio']:.3f}")
     return "\n".join(lines)
 
 
