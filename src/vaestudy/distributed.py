@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
-TASKS = ("two-device", "split")
+TASKS = ("two-device", "split", "batch")
 
 
 class DistributedRunError(RuntimeError):
@@ -47,10 +47,16 @@ def init(timeout_s: float = 60.0, backend: str | None = None):
     return dist.get_rank(), dist.get_world_size(), backend
 
 
-def _config(task: str, cfg: dict):
+def _config(task: str, cfg):
     from vaestudy.pipeline import TwoDeviceConfig
     from vaestudy.split_decode import SplitConfig
 
+    if task == "batch":  # several runs in one process group: [{"task": ..., "config": {...}}, ...]
+        if not isinstance(cfg, list) or not cfg:
+            raise ValueError("a batch config must be a non-empty list of {'task': ..., 'config': {...}}")
+        return [(item["task"], _config(item["task"], item.get("config", {}))) for item in cfg]
+    if task not in ("two-device", "split"):
+        raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
     cls = {"two-device": TwoDeviceConfig, "split": SplitConfig}[task]
     fields = cls.__dataclass_fields__
     unknown = set(cfg) - set(fields)
@@ -68,6 +74,8 @@ def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
     c = _config(task, cfg)
+    if task == "batch":
+        return {"results": [run_task(t, cfg[i]["config"], timeout_s) for i, (t, _) in enumerate(c)]}
     if task == "two-device":
         return two_device_worker(c, timeout_s=timeout_s)
     return split_worker(c, timeout_s=timeout_s)
@@ -85,7 +93,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     try:
         rec = run_task(task, cfg, timeout_s)
         if rank == 0:
-            rec["backend"], rec["world"] = backend, world
+            for r in rec.get("results", [rec]):
+                r["backend"], r["world"] = backend, world
             Path(out_path).write_text(json.dumps(rec, default=_json_default))
         dist.barrier()
     except BaseException:
@@ -125,7 +134,7 @@ def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, dea
 
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
-    _config(task, dict(cfg))  # validate before starting processes
+    _config(task, cfg)  # validate before starting processes
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-"))
     tmp.mkdir(parents=True, exist_ok=True)
     cfg_path, out_path = tmp / "config.json", tmp / "result.json"
@@ -167,7 +176,8 @@ def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_pat
     try:
         rec = run_task(task, cfg, timeout_s)
         if rank == 0:
-            rec["backend"], rec["world"] = backend, world
+            for r in rec.get("results", [rec]):
+                r["backend"], r["world"] = backend, world
             Path(out_path).write_text(json.dumps(rec, default=_json_default))
         dist.barrier()
     finally:
@@ -182,9 +192,9 @@ def launch_local(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.
 
     import torch.multiprocessing as mp
 
-    _config(task, dict(cfg))
+    _config(task, cfg)
     out = Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-")) / "result.json"
-    mp.start_processes(_local_entry, args=(nproc, free_port(), task, dict(cfg), str(out), timeout_s), nprocs=nproc,
+    mp.start_processes(_local_entry, args=(nproc, free_port(), task, cfg, str(out), timeout_s), nprocs=nproc,
                        join=True, start_method=start_method)
     return json.loads(out.read_text())
 

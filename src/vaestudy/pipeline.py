@@ -817,3 +817,19 @@ def summarize_two_device(cfg: TwoDeviceConfig, tx: dict, rx: dict, lat_shape) ->
         "throughput_fps": C.pipeline_throughput_fps(cfg.window, [enc_s, xfer, dec_s]),
         "clock": "CLOCK_MONOTONIC, one machine",
     }
+
+
+def contention_from(row: dict) -> float:
+    """The contention factor an :func:`overlap_sweep` row implies: how much of the decode still
+    lengthened the overlapped period, (T_ovl - max(G, D)) / min(G, D), clipped to [0, 1]
+    (0 = perfectly hidden, 1 = nothing hidden)."""
+    g, d = row["G_s"] + row.get("R_s", 0.0), row["D_s"]
+    lo, hi = min(g, d), max(g, d)
+    return float(min(1.0, max(0.0, (row["ovl_period_s"] - hi) / lo))) if lo > 0 else math.nan
+
+
+def ceiling_grid(n: int = 21, **shares) -> dict:
+    """Gain of :func:`scope_ceiling` over critical share x contention in [0, 1]^2 (n x n)."""
+    xs = [i / (n - 1) for i in range(n)]
+    gain = [[scope_ceiling(critical=c, contention=k, **shares)["gain"] for c in xs] for k in xs]
+    return {"critical": xs, "contention": xs, "gain": gain}
