@@ -104,6 +104,8 @@ def test_run_overlap_rejects_bad_input(tiny):
         P.run_overlap(vae, P.GeneratorStandIn(steps=0), mode="parallel")
     with pytest.raises(ValueError, match="share"):
         P.steps_for_share(0.1, 0.01, 1.5)
+    with pytest.raises(ValueError, match="latent_frames=1 must be even"):
+        P.run_overlap(tiny("cogvideox"), P.GeneratorStandIn(steps=0), latent_frames=1)
 
 
 # ---- split decode (pure parts) ----------------------------------------------------------------
@@ -182,3 +184,20 @@ def test_cli_stream_failure_names_rank(capsys):
     assert code == 1
     assert "failed on rank 1" in err and "injected failure" in err
     assert time.perf_counter() - t < 120
+
+
+def test_hung_rank_times_out_instead_of_hanging():
+    """A rank that stops answering: the other rank's collective times out (timeout_s=3) and the run ends."""
+    from torch.multiprocessing import ProcessRaisedException
+
+    t = time.perf_counter()
+    with pytest.raises(ProcessRaisedException, match="(?i)timed? ?out|timeout"):
+        launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1, "fail_mode": "hang"}, timeout_s=3)
+    assert time.perf_counter() - t < 45
+
+
+def test_two_device_cogvideox_windows_two_ranks():
+    """CogVideoX streams in even chunks after an odd first one; windows of 9 frames decode to 9 frames each."""
+    rec = launch_local("two-device", {"model": "cogvideox", "windows": 2, "window": 9, "size": [16, 16], "fps": 40.0,
+                                      "clip": "random"}, timeout_s=60)
+    assert rec["shown_frames"] == 18 and rec["dropped_windows"] == []

@@ -337,7 +337,7 @@ def _add_stream_parser(sub) -> None:
     p.add_argument("--prebuffer", type=float, default=0.0, help="two-device: playout delay (s)")
     p.add_argument("--latent", default="3x4x8", help="split: latent FRAMESxHEIGHTxWIDTH")
     p.add_argument("--halos", default="0,1,2,rf99,full", help="split: halos in latent columns, rf90/rf95/rf99, full")
-    p.add_argument("--chunk", type=int, default=1, help="split: latent frames per streamed step")
+    p.add_argument("--chunk", type=int, default=0, help="split: latent frames per streamed step (0: 1; 2 for CogVideoX)")
     p.add_argument("--blend", default="crop", choices=["crop", "linear"])
     p.set_defaults(func=cmd_stream)
 

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vaestudy.decode.common import latent_channels, synchronize
-from vaestudy.decode.streams import open_stream
+from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.models import family_of
 
 POLICIES = ("block", "drop", "drop-oldest")
@@ -206,14 +206,20 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
         raise ValueError(f"queue_size={queue_size!r} must be an integer >= 1 chunk")
     if not isinstance(every, int) or every < 0:
         raise ValueError(f"every={every!r} must be an integer >= 0 (0: no re-encode dependency)")
-    family_of(vae)
     p = next(vae.parameters())
     device = p.device
     cuda = device.type == "cuda"
     c = latent_channels(vae)
     gen = gen.to(device=device, dtype=p.dtype)
     gcpu = torch.Generator().manual_seed(seed)
-    noises = [torch.randn(1, c, latent_frames, *latent_hw, generator=gcpu).to(p) for _ in range(chunks)]
+    fam = family_of(vae)
+    first = latent_frames
+    if fam.cache == "conv_cache":  # CogVideoX: an odd first chunk, even chunks after it
+        if latent_frames % 2:
+            raise ValueError(f"latent_frames={latent_frames} must be even for {fam.name} (its chunks after the first)")
+        first = latent_frames + 1
+    noises = [torch.randn(1, c, first if i == 0 else latent_frames, *latent_hw, generator=gcpu).to(p)
+              for i in range(chunks)]
     stream = open_stream(vae)
     spans: list[Span] = []
     lock = threading.Lock()
@@ -247,7 +253,8 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
         a, ca = now(), time.thread_time()
         with torch.no_grad():
             out = stream.step(z)
-        synchronize(device)
+        if cuda:
+            torch.cuda.current_stream(device).synchronize()  # this thread's stream only, not the generator's
         decoded[i] = out[:, :, -1:]  # only the last frame is ever re-encoded
         span("decode", i, a, now(), time.thread_time() - ca)
         done[i].set()
@@ -507,7 +514,8 @@ class TwoDeviceConfig:
     ring_frames: int = 0  # output ring capacity (0: 3 windows)
     prebuffer_s: float = 0.0  # playout delay after the first decoded frame
     threads: int = 1  # torch threads per rank
-    fail_rank: int = -1  # test hook: this rank raises after setup
+    fail_rank: int = -1  # test hook: this rank fails after setup
+    fail_mode: str = "raise"  # "raise" (the process dies) or "hang" (it stops answering)
     encode_delay_s: float = 0.0  # test hook: extra sleep per encode (a slow encoder)
     decode_delay_s: float = 0.0  # test hook: extra sleep per window decode (a slow decoder)
 
@@ -528,6 +536,20 @@ class TwoDeviceConfig:
         if self.ring_frames < 0 or self.prebuffer_s < 0:
             raise ValueError(f"ring_frames={self.ring_frames} and prebuffer_s={self.prebuffer_s} must be >= 0")
         return self
+
+
+def inject_failure(fail_rank: int, mode: str, timeout_s: float) -> None:
+    """Test hook: on rank ``fail_rank`` raise, or hang for three timeouts (then raise)."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank()
+    if fail_rank != rank:
+        return
+    if mode not in ("raise", "hang"):
+        raise ValueError(f"fail_mode={mode!r} must be 'raise' or 'hang'")
+    if mode == "hang":
+        time.sleep(3 * timeout_s)
+    raise RuntimeError(f"injected failure on rank {rank} (fail_rank={fail_rank}, fail_mode={mode})")
 
 
 def capture_frames(cfg: TwoDeviceConfig) -> torch.Tensor:
@@ -568,8 +590,7 @@ def two_device_worker(cfg: TwoDeviceConfig, *, timeout_s: float = 60.0) -> dict 
     fam = family_of(vae)
     lat_shape = (1, *fam.latent_shape(cfg.window, *cfg.size))
     dist.barrier()
-    if cfg.fail_rank == rank:
-        raise RuntimeError(f"injected failure on rank {rank} (fail_rank={cfg.fail_rank})")
+    inject_failure(cfg.fail_rank, cfg.fail_mode, timeout_s)
     t_start = now()
     if rank == 0:
         part = _sender(cfg, vae, dev, lat_shape, timeout_s)
@@ -584,8 +605,17 @@ def two_device_worker(cfg: TwoDeviceConfig, *, timeout_s: float = 60.0) -> dict 
     return summarize_two_device(cfg, parts[0], parts[1], lat_shape)
 
 
+def _comm_device(dev: torch.device) -> torch.device:
+    """Where point-to-point tensors must live: the GPU for NCCL, the CPU for gloo."""
+    import torch.distributed as dist
+
+    return dev if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict:
     import torch.distributed as dist
+
+    comm = _comm_device(dev)
 
     frames = capture_frames(cfg)
     wq = BoundedQueue(cfg.window_queue, "drop", "window buffer")
@@ -616,12 +646,12 @@ def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict
             while True:
                 key, item = sq.get(timeout=timeout_s)
                 if key == _STOP:
-                    dist.send(torch.tensor([_STOP, 0], dtype=torch.int64), dst=1)
+                    dist.send(torch.tensor([_STOP, 0], dtype=torch.int64, device=comm), dst=1)
                     return
                 z, stamps = item
                 a = now()
-                dist.send(torch.tensor([key, 0], dtype=torch.int64), dst=1)
-                dist.send(torch.tensor(stamps, dtype=torch.float64), dst=1)
+                dist.send(torch.tensor([key, 0], dtype=torch.int64, device=comm), dst=1)
+                dist.send(torch.tensor(stamps, dtype=torch.float64, device=comm), dst=1)
                 dist.send(z.contiguous(), dst=1)
                 send_log.append({"window": key, "start": a, "end": now(), "bytes": z.numel() * z.element_size()})
         except BaseException as exc:
@@ -646,7 +676,7 @@ def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict
         synchronize(dev)
         b = now()
         encode_log.append({"window": key, "start": a, "end": b})
-        sq.put((z.to("cpu") if dist.get_backend() == "gloo" else z, stamps), key=key, timeout=timeout_s)
+        sq.put((z.to(comm).float(), stamps), key=key, timeout=timeout_s)
         if errors:
             raise RuntimeError(f"sender thread failed: {errors[0]!r}") from errors[0]
     _force_stop(sq, timeout_s)
@@ -671,6 +701,8 @@ def _force_stop(q: BoundedQueue, timeout_s: float | None = None) -> None:
 def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict:
     import torch.distributed as dist
 
+    comm = _comm_device(dev)
+
     rq = BoundedQueue(cfg.recv_queue, "block", "receive queue")
     ring_cap = cfg.ring_frames or 3 * cfg.window
     ring = FrameRing(ring_cap)
@@ -686,18 +718,18 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
     def receiver():
         try:
             while True:
-                head = torch.empty(2, dtype=torch.int64)
+                head = torch.empty(2, dtype=torch.int64, device=comm)
                 dist.recv(head, src=0)
                 w = int(head[0])
                 if w == _STOP:
                     rq.put(None, key=_STOP, timeout=timeout_s)
                     return
-                stamps = torch.empty(cfg.window, dtype=torch.float64)
+                stamps = torch.empty(cfg.window, dtype=torch.float64, device=comm)
                 dist.recv(stamps, src=0)
-                z = torch.empty(lat_shape, dtype=torch.float32)
+                z = torch.empty(lat_shape, dtype=torch.float32, device=comm)
                 dist.recv(z, src=0)
                 recv_log.append({"window": w, "end": now()})
-                rq.put((z, stamps.tolist()), key=w, timeout=timeout_s)
+                rq.put((z, stamps.cpu().tolist()), key=w, timeout=timeout_s)
         except BaseException as exc:
             errors.append(exc)
             rq._items.append((_STOP, None))
@@ -729,14 +761,14 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
         if key == _STOP:
             break
         z, stamps = item
-        z = z.to(dev)
+        z = z.to(device=dev, dtype=next(vae.parameters()).dtype)
         stream = open_stream(vae)  # each window is an independent clip: fresh causal cache
         a = now()
         n = 0
         first_out = None
         with torch.no_grad():
-            for i in range(z.shape[2]):
-                out = stream.step(z[:, :, i:i + 1])
+            for a, b in chunk_plan(fam, int(z.shape[2]), 2 if fam.cache == "conv_cache" else 1):
+                out = stream.step(z[:, :, a:b])
                 synchronize(dev)
                 if first_out is None:
                     first_out = now()
@@ -755,7 +787,6 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
     rcv.join(timeout_s)
     if errors:
         raise RuntimeError(f"receiver thread failed: {errors[0]!r}") from errors[0]
-    del fam
     return {"recv": recv_log, "decode": decode_log, "shown": shown, "underruns": underruns,
             "queues": [rq.summary(), ring.q.summary()], "ring_frames": ring_cap}
 

@@ -144,12 +144,13 @@ class SplitConfig:
     seed: int = 0
     latent: tuple[int, int, int] = (3, 4, 8)  # latent frames, height, width
     halos: tuple = (0, 1, 2, "rf99", "full")
-    chunk: int = 1
+    chunk: int = 0  # latent frames per streamed step (0: 1, or 2 for CogVideoX)
     blend: str = "crop"
     threads: int = 1
     repeats: int = 1
     probe_size: tuple[int, int, int] | None = None  # latent size for the probe (default: the latent)
-    fail_rank: int = -1
+    fail_rank: int = -1  # test hook (see pipeline.inject_failure)
+    fail_mode: str = "raise"
 
     def validate(self) -> "SplitConfig":
         from vaestudy.models import get_family
@@ -176,14 +177,19 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
     cfg.validate()
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(cfg.threads)
+    if not cfg.chunk:
+        from vaestudy.models import get_family
+
+        cfg.chunk = 2 if get_family(cfg.model).cache == "conv_cache" else 1
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     vae = load_vae(cfg.model, cfg.weights, seed=cfg.seed, device=dev)
     fam = family_of(vae)
     t, h, w = cfg.latent
     g = torch.Generator().manual_seed(cfg.seed)
     z = torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(dev)
-    if cfg.fail_rank == rank:
-        raise RuntimeError(f"injected failure on rank {rank} (fail_rank={cfg.fail_rank})")
+    from vaestudy.pipeline import inject_failure
+
+    inject_failure(cfg.fail_rank, cfg.fail_mode, timeout_s)
     rf = None
     if any(isinstance(x, str) and x.startswith("rf") for x in cfg.halos):
         obj = [None]
@@ -197,7 +203,6 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
                     "limited_by_size": r["limited_by_size"], **rf_halos(r["spatial_profile"])}]
         dist.broadcast_object_list(obj, src=0)
         rf = obj[0]
-    own_max = max(p.own_stop - p.own_start for p in split_plan(w, world, 0))
     full_halo = w - min(p.own_stop - p.own_start for p in split_plan(w, world, 0))
 
     def resolve(x):
@@ -240,8 +245,7 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
                          "max_abs": c["max_abs"], "mean_abs": c["mean_abs"], "psnr_db": c["psnr_db"],
                          "seam_band_mean_abs": near[0]["mean_abs"] if near else math.nan,
                          "seam_bands": c["seam_bands"], "total_s": times, "rank_decode_s": all_dec,
-                         "gather_s": [sum(r["gather_s"]) for r in runs],
-                         "decoded_columns": halo * 2 + own_max})
+                         "gather_s": [sum(r["gather_s"]) for r in runs]})
     if rank != 0:
         return None
     import statistics
