@@ -349,8 +349,9 @@ def flicker_report(video, boundaries: Sequence[int] = (), fps: float = 25.0, *, 
     }
     if len(boundaries):
         s = boundary_spike_ratio(mafd, boundaries)
-        out.update(spike_ratio=s["ratio"], spike_excess=s["excess"])
+        out.update(spike_ratio=s["ratio"], spike_excess=s["excess"], mafd_at_boundary=s["at_boundary"],
+                   mafd_elsewhere=s["baseline"])
     if warp:
         we = warping_error(video, method=method)
-        out.update(warp_error=we["mean"], warp_kept=we["kept_share"])
+        out.update(warp_error=we["mean"], warp_kept=we["kept_share"], warp_per_pair=we["per_pair"])
     return out

@@ -1,0 +1,281 @@
+"""Quality experiments: seams of tiled decodes, flicker of chunked decodes, the GroupNorm effect.
+
+Every experiment decodes a latent obtained by encoding a real clip with the model's own
+encoder (posterior mean), compares against the family's full decode and reports seam or
+flicker metrics (:mod:`vaestudy.metrics`) plus wall time.  Rows are plain dicts so notebooks
+can print or plot them; the decoded videos ride along under ``"result"`` where useful.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+import torch
+
+from vaestudy import metrics as M
+from vaestudy.decode import TilePlan, decode_chunked, decode_full, decode_single_pass, decode_tiled, framewise_groupnorm
+from vaestudy.decode.common import clear_vae_cache
+from vaestudy.decode.latent_blend import decode_tiled_grid, decode_window_grid
+from vaestudy.models import family_of, load_vae
+
+
+# ---------------------------------------------------------------------------------------------
+# models and latents
+# ---------------------------------------------------------------------------------------------
+
+def load_model(name: str, weights: str = "embedded", *, seed: int = 0, device: str = "cpu",
+               fallback: str = "tiny") -> tuple[torch.nn.Module, str, str]:
+    """``(vae, weights actually used, message)``; falls back to ``fallback`` weights when ``weights`` fails."""
+    try:
+        vae = load_vae(name, weights=weights, seed=seed, device=device)
+        return vae, weights, f"{name}: weights={weights!r} loaded"
+    except (ValueError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
+        if fallback is None or fallback == weights:
+            raise
+        vae = load_vae(name, weights=fallback, seed=seed, device=device)
+        msg = (f"{name}: weights={weights!r} unavailable ({type(exc).__name__}: {str(exc)[:100]}); "
+               f"FELL BACK to weights={fallback!r}: RANDOM weights, quality numbers mean little")
+        return vae, fallback, msg
+
+
+@torch.no_grad()
+def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
+    """Posterior mean latent (1, C, t, h, w) of a (3, T, H, W) or (1, 3, T, H, W) video in [-1, 1]."""
+    if video.ndim == 4:
+        video = video[None]
+    p = next(vae.parameters())
+    clear_vae_cache(vae)
+    z = vae.encode(video.to(p)).latent_dist.mode()
+    clear_vae_cache(vae)
+    return z
+
+
+def clip_latent(vae, clip: str = "bikes", frames: int = 17, size: tuple[int, int] = (64, 64), *,
+                start: int = 0, scale: float = 0.5, crop=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real clip segment (3, T, H, W) and its posterior-mean latent from the model's encoder."""
+    from vaestudy.data import load_clip
+
+    family_of(vae).check_frames(frames)
+    video = load_clip(clip, frames, size, start=start, scale=scale, crop=crop)
+    return video, encode_video(vae, video)
+
+
+# ---------------------------------------------------------------------------------------------
+# spatial tiling
+# ---------------------------------------------------------------------------------------------
+
+def tiled_row(ref: torch.Tensor, res, *, source: torch.Tensor | None = None, band: float = 4.0) -> dict:
+    """Seam metrics of one tiled DecodeResult against the reference decode (and the source clip)."""
+    sy, sx = res.extra["seams_y"], res.extra["seams_x"]
+    sb = M.seam_band_psnr(ref, res.video, sy, sx, band)
+    row = {**res.params, "seam_db": sb["seam_db"], "interior_db": sb["interior_db"], "gap_db": sb["gap_db"],
+           "psnr_vs_full": M.video_psnr(ref, res.video), "seam_score": M.seam_score(res.video, sy, sx)["score"],
+           "seam_score_full": M.seam_score(ref, sy, sx)["score"], "seconds": res.total_seconds,
+           "weights": res.weights}
+    if source is not None:
+        row["psnr_vs_source"] = M.video_psnr(source, res.video)
+    return row
+
+
+def tiling_sweep(vae, z: torch.Tensor, overlaps: Sequence[int] = (0, 1, 2), blends: Sequence[str] = ("linear", "cosine", "none"),
+                 grids: Sequence[str] = ("pixel",), *, count: int = 2, band: float = 4.0,
+                 source: torch.Tensor | None = None, ref=None, keep: bool = False) -> list[dict]:
+    """Tiled decodes (``count`` x ``count`` tiles) across overlap, blend and blend grid, against the full decode.
+
+    Each row: overlap, blend, grid, tile, seam-band and interior PSNR (dB), their gap, PSNR of
+    the whole video, the no-reference seam score of the tiled decode and of the full decode on
+    the same lines, and seconds.  ``keep`` stores the DecodeResult under ``"result"``.
+    """
+    ref = ref if ref is not None else decode_full(vae, z)
+    rows = []
+    for o in overlaps:
+        plan = TilePlan.for_count(tuple(z.shape[-2:]), count, o)
+        for blend in blends:
+            if o == 0 and blend != blends[0]:
+                continue  # no overlap: every blend is the same hard cut
+            for grid in grids:
+                if o == 0 and grid != grids[0]:
+                    continue
+                res = decode_tiled_grid(vae, z, plan.tile, o, blend, grid)
+                row = tiled_row(ref.video, res, source=source, band=band)
+                row.update(overlap=o, effective_overlap=plan.effective_overlap[0], blend=blend if o else "none (no overlap)",
+                           grid=grid)
+                if keep:
+                    row["result"] = res
+                rows.append(row)
+    return rows
+
+
+def tile_explorer(vae, z: torch.Tensor, tile: int, overlap: int, blend: str = "linear", *, ref=None,
+                  band: float = 4.0) -> dict:
+    """One tiled decode at (tile, overlap) in latent pixels, scored against the full decode (for widgets)."""
+    ref = ref if ref is not None else decode_full(vae, z)
+    res = decode_tiled(vae, z, tile=tile, overlap=overlap, blend=blend)
+    row = tiled_row(ref.video, res, band=band)
+    row["error_map"] = M.error_map(ref.video, res.video)
+    row["result"] = res
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# temporal chunking
+# ---------------------------------------------------------------------------------------------
+
+def _flicker_row(name: str, res, ref, boundaries, fps, *, source=None, warp: bool = True, method: str = "tvl1") -> dict:
+    rep = M.flicker_report(res.video, boundaries, fps, warp=warp, method=method)
+    row = {"strategy": name, "seconds": res.total_seconds, "first_frame_s": res.first_frame_seconds,
+           "chunk_seconds": list(res.chunk_seconds), "chunk_frames": list(res.chunk_frames),
+           "psnr_vs_full": M.video_psnr(ref.video, res.video) if ref is not None else math.nan,
+           "weights": res.weights, **rep, "result": res}
+    if source is not None:
+        row["psnr_vs_source"] = M.video_psnr(source, res.video)
+    return row
+
+
+def default_chunk(vae) -> int:
+    """Smallest chunk (latent frames) the family's stream accepts: 1 (Wan) or 2 (CogVideoX)."""
+    return 2 if family_of(vae).cache == "conv_cache" else 1
+
+
+def default_window_overlap(vae) -> int:
+    """Latent frames of context for ``mode="window"``: 2, or 3 where windows must hold an odd count."""
+    fam = family_of(vae)
+    return 2 if fam.frame_step == fam.temporal_compression else 3
+
+
+def chunking_compare(vae, z: torch.Tensor, fps: float, *, chunk: int | None = None, overlap: int | None = None,
+                     source: torch.Tensor | None = None, warp: bool = True, method: str = "tvl1",
+                     grids: Sequence[str] = ("pixel", "latent")) -> list[dict]:
+    """Full decode, streamed with cache, naive chunks and overlap-and-blend windows (pixel/latent grid).
+
+    All rows are scored at the same chunk boundaries (those of the cached stream), so the full
+    decode and the source clip give the clean value of the spike ratio.
+    """
+    chunk = chunk or default_chunk(vae)
+    overlap = overlap or default_window_overlap(vae)
+    family = family_of(vae)
+    full = decode_full(vae, z)
+    runs = [("full", full)]
+    if family.cache:
+        runs.append(("chunked", decode_chunked(vae, z, chunk, mode="cache")))
+    runs.append(("chunked-naive", decode_chunked(vae, z, chunk, mode="naive")))
+    for g in grids:
+        runs.append((f"chunked-window ({g} grid)", decode_window_grid(vae, z, chunk, overlap, "linear", g)))
+    boundaries = M.chunk_boundaries(runs[1][1].chunk_frames)
+    rows = [_flicker_row(n, r, full, boundaries, fps, source=source, warp=warp, method=method) for n, r in runs]
+    if source is not None:
+        src = M.flicker_report(source, boundaries, fps, warp=warp, method=method)
+        rows.insert(0, {"strategy": "source clip", "seconds": math.nan, "first_frame_s": math.nan,
+                        "chunk_seconds": [], "chunk_frames": [], "psnr_vs_full": math.nan, "weights": "-",
+                        "psnr_vs_source": math.inf, **src, "result": None})
+    for r in rows:
+        r["boundaries"] = boundaries
+    return rows
+
+
+def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = "cache",
+                       repeats: int = 3) -> dict:
+    """Per-chunk latency and time to first frame of a streamed decode over ``repeats`` runs (seconds).
+
+    Each repeat also times the family's full decode right after the stream, so both see the same
+    machine load.  Returns min, median and max of the time to first frame, of every chunk's
+    latency and of the full decode, and the frames each chunk delivers.
+    """
+    import numpy as np
+
+    from vaestudy.decode import iter_chunked
+
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
+    chunk = chunk or default_chunk(vae)
+    secs, ttff, full, frames = [], [], [], None
+    for _ in range(repeats):
+        clear_vae_cache(vae)
+        chunks = list(iter_chunked(vae, z, chunk, mode=mode, overlap=default_window_overlap(vae)))
+        secs.append([c.seconds for c in chunks])
+        ttff.append(chunks[0].elapsed)
+        frames = [c.frames.shape[2] for c in chunks]
+        full.append(decode_full(vae, z).total_seconds)
+    secs, ttff, full = np.array(secs), np.array(ttff), np.array(full)
+    return {"mode": mode, "chunk": chunk, "frames": frames, "repeats": repeats,
+            "chunk_min_s": secs.min(0).tolist(), "chunk_median_s": np.median(secs, 0).tolist(),
+            "chunk_max_s": secs.max(0).tolist(),
+            "ttff_min_s": float(ttff.min()), "ttff_median_s": float(np.median(ttff)), "ttff_max_s": float(ttff.max()),
+            "full_min_s": float(full.min()), "full_median_s": float(np.median(full)), "full_max_s": float(full.max())}
+
+
+# ---------------------------------------------------------------------------------------------
+# the GroupNorm effect
+# ---------------------------------------------------------------------------------------------
+
+def groupnorm_effect(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: int = 1, count: int = 2,
+                     band: float = 4.0, fps: float = 25.0) -> list[dict]:
+    """How much tiles and chunks change a decode, for one family, with and without per-frame GroupNorm.
+
+    Rows: ``tiles`` (count x count, ``overlap`` latent px, linear blend, vs the full decode) and
+    ``chunks`` (cached stream vs one decoder pass over every frame), each with the family's own
+    normalisation and, for GroupNorm families, with :func:`framewise_groupnorm` (which the
+    weights were not trained with: exactness changes, quality may not survive).
+    """
+    family = family_of(vae)
+    chunk = chunk or default_chunk(vae)
+    settings = [("own norm", None)]
+    if family.norm == "group":
+        settings.append(("per-frame GroupNorm", framewise_groupnorm))
+    rows = []
+    for label, ctx in settings:
+        cm = ctx(vae) if ctx else _null()
+        with cm:
+            t0 = time.perf_counter()
+            one = decode_single_pass(vae, z)
+            full = decode_full(vae, z)
+            plan = TilePlan.for_count(tuple(z.shape[-2:]), count, overlap)
+            tiled = decode_tiled(vae, z, plan.tile, overlap, "linear")
+            chunked = decode_chunked(vae, z, chunk, mode="cache")
+            seconds = time.perf_counter() - t0
+        sb = M.seam_band_psnr(full.video, tiled.video, tiled.extra["seams_y"], tiled.extra["seams_x"], band)
+        b = M.chunk_boundaries(chunked.chunk_frames)
+        spike = M.boundary_spike_ratio(M.frame_differences(chunked.video), b)["ratio"]
+        spike_ref = M.boundary_spike_ratio(M.frame_differences(one.video), b)["ratio"]
+        base = {"family": family.name, "norm": family.norm, "setting": label, "weights": getattr(vae, "weights_source", "?")}
+        rows.append({**base, "what": f"tiles {count}x{count}, overlap {overlap}", "max_abs": float((tiled.video - full.video).abs().max()),
+                     "psnr_db": M.video_psnr(full.video, tiled.video), "seam_db": sb["seam_db"],
+                     "interior_db": sb["interior_db"], "spike_ratio": math.nan, "spike_ratio_ref": math.nan,
+                     "seconds": tiled.total_seconds})
+        rows.append({**base, "what": f"chunks of {chunk} latent frames (cache)",
+                     "max_abs": float((chunked.video - one.video).abs().max()), "psnr_db": M.video_psnr(one.video, chunked.video),
+                     "seam_db": math.nan, "interior_db": math.nan, "spike_ratio": spike, "spike_ratio_ref": spike_ref,
+                     "seconds": chunked.total_seconds})
+    return rows
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def format_rows(rows: list[dict], columns: Sequence[str], digits: int = 2) -> str:
+    """A plain-text table of selected columns (floats rounded to ``digits``)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "inf" if math.isinf(v) else ("nan" if math.isnan(v) else f"{v:.{digits}f}")
+        return str(v)
+
+    table = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(t[i].ljust(w) for i, w in enumerate(widths)) for t in table]
+    return "\n".join(lines)
+
+
+def weights_caption(model: str, weights: str) -> str:
+    """The line every quality figure carries: which weights made it, loudly when they are random."""
+    from vaestudy.plots import weights_note
+
+    loud = "  [RANDOM WEIGHTS: quality numbers mean little]" if weights in ("tiny", "random") else ""
+    return f"{model} · {weights}: {weights_note(weights)}{loud}"
