@@ -361,21 +361,23 @@ def overlap_sweep(vae, shares=(0.2, 0.5, 0.8), *, chunks: int = 6, latent_hw=(4,
                      "gen_slowdown": slow("generate"), "decode_slowdown": slow("decode"),
                      "latency_seq_s": statistics.median([v for x in runs["sequential"] for v in x.latency_s[1:]]),
                      "latency_ovl_s": statistics.median([v for x in runs["overlapped"] for v in x.latency_s[1:]]),
+                     "latency_bound_s": g + d + (r if every else 0.0),  # a chunk is never ready before G (+R) + D
                      "runs": {k: [x.as_dict() for x in v] for k, v in runs.items()}, "costs": costs,
                      "threads": threads, "every": every})
     return rows
 
 
 def format_overlap_rows(rows: list[dict]) -> str:
-    """Plain-text table of :func:`overlap_sweep` rows (times in ms)."""
+    """Plain-text table of :func:`overlap_sweep` rows (times in ms; 'lat' = generation start -> decode end)."""
     head = (f"{'share':>5} {'steps':>5} {'G ms':>7} {'D ms':>7} {'seq ms':>7} {'G+D ms':>7} {'ovl ms':>7} "
-            f"{'max ms':>7} {'gain':>6} {'bound':>6} {'G slow':>6} {'D slow':>6}")
+            f"{'max ms':>7} {'gain':>6} {'bound':>6} {'G slow':>6} {'D slow':>6} {'lat seq':>7} {'lat ovl':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['share']:>5.2f} {r['gen_steps']:>5d} {r['G_s'] * 1e3:>7.1f} {r['D_s'] * 1e3:>7.1f} "
                      f"{r['seq_period_s'] * 1e3:>7.1f} {r['bound_seq_s'] * 1e3:>7.1f} {r['ovl_period_s'] * 1e3:>7.1f} "
                      f"{r['bound_ovl_s'] * 1e3:>7.1f} {r['gain']:>6.1%} {r['bound_gain']:>6.1%} "
-                     f"{r['gen_slowdown']:>6.2f} {r['decode_slowdown']:>6.2f}")
+                     f"{r['gen_slowdown']:>6.2f} {r['decode_slowdown']:>6.2f} {r['latency_seq_s'] * 1e3:>7.1f} "
+                     f"{r['latency_ovl_s'] * 1e3:>7.1f}")
     return "\n".join(lines)
 
 
@@ -767,8 +769,8 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
         n = 0
         first_out = None
         with torch.no_grad():
-            for a, b in chunk_plan(fam, int(z.shape[2]), 2 if fam.cache == "conv_cache" else 1):
-                out = stream.step(z[:, :, a:b])
+            for lo, hi in chunk_plan(fam, int(z.shape[2]), 2 if fam.cache == "conv_cache" else 1):
+                out = stream.step(z[:, :, lo:hi])
                 synchronize(dev)
                 if first_out is None:
                     first_out = now()
