@@ -1,6 +1,6 @@
 """Latency and memory model of a decode, fitted from benchmark records, and a planner on top.
 
-Model (least squares, numpy), one per family and strategy:
+Model (non-negative least squares, scipy's ``nnls``), one per family and strategy:
 
 * seconds = a * computed pixel-frames + b * decoder calls + c
 * bytes   = a * resident output pixel-frames + b * working pixel-frames per decoder call + c
@@ -123,15 +123,20 @@ class LinearFit:
 
 
 def fit_linear(rows: list[dict], target: list[float], names: tuple[str, ...], source: str = "strategy") -> LinearFit:
-    """Least squares of ``target`` on the named features of ``rows`` (each column scaled for conditioning)."""
+    """Non-negative least squares of ``target`` on the named features of ``rows`` (columns scaled for conditioning)."""
     if not rows:
         raise ValueError("cannot fit a model to zero measurements")
     X = np.array([[r[f] for f in names] for r in rows], dtype=float)
     y = np.asarray(target, dtype=float)
     scale = np.abs(X).max(axis=0)
     scale[scale == 0] = 1.0
-    coef, _, rank, _ = np.linalg.lstsq(X / scale, y, rcond=None)
-    return LinearFit(tuple(names), coef / scale, len(rows), source, int(rank))
+    # Non-negative least squares: seconds per pixel, per call and fixed (bytes likewise) cannot be
+    # negative, and a negative coefficient balancing a positive one is what wrecks extrapolation.
+    from scipy.optimize import nnls
+
+    coef, _ = nnls(X / scale, y)
+    rank = int(np.linalg.matrix_rank(X / scale))
+    return LinearFit(tuple(names), coef / scale, len(rows), source, rank)
 
 
 def _measured(r: dict) -> tuple[float, float | None]:
