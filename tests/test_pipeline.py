@@ -125,7 +125,7 @@ def test_split_plan_and_assembly():
 def test_two_device_backpressure_two_ranks():
     rec = launch_local("two-device", {"windows": 3, "window": 5, "size": [16, 16], "fps": 20.0, "clip": "random",
                                       "send_queue": 1, "recv_queue": 1, "send_policy": "block",
-                                      "decode_delay_s": 0.3}, timeout_s=60)
+                                      "decode_delay_s": 0.3}, timeout_s=240)
     assert rec["backend"] == "gloo" and rec["world"] == 2
     assert rec["dropped_windows"] == [] and rec["shown_frames"] == 15  # block never drops a window
     for q in rec["queues"].values():
@@ -141,7 +141,7 @@ def test_two_device_backpressure_two_ranks():
 def test_two_device_drop_policy_two_ranks():
     rec = launch_local("two-device", {"windows": 10, "window": 5, "size": [16, 16], "fps": 50.0, "clip": "random",
                                       "send_queue": 1, "recv_queue": 1, "send_policy": "drop", "window_queue": 1,
-                                      "decode_delay_s": 0.5}, timeout_s=60)
+                                      "decode_delay_s": 0.5}, timeout_s=240)
     dropped = rec["dropped_windows"]
     assert len(dropped) >= 1  # a decoder 0.5 s per window cannot keep up with a window every 0.1 s
     shown = sorted({f["window"] for f in rec["frames"]})
@@ -151,7 +151,7 @@ def test_two_device_drop_policy_two_ranks():
 
 
 def test_split_decode_two_ranks_matches_one_process():
-    rec = launch_local("split", {"latent": [2, 4, 8], "halos": [0, 2, "rf99", "full"], "threads": 1}, timeout_s=60)
+    rec = launch_local("split", {"latent": [2, 4, 8], "halos": [0, 2, "rf99", "full"], "threads": 1}, timeout_s=240)
     rows = {r["halo_label"]: r for r in rec["rows"]}
     assert rec["world"] == 2 and rec["full_halo"] == 4
     assert rows["full"]["covers_latent"] and rows["full"]["max_abs"] <= SPLIT_TOL
@@ -201,5 +201,5 @@ def test_hung_rank_times_out_instead_of_hanging():
 def test_two_device_cogvideox_windows_two_ranks():
     """CogVideoX streams in even chunks after an odd first one; windows of 9 frames decode to 9 frames each."""
     rec = launch_local("two-device", {"model": "cogvideox", "windows": 2, "window": 9, "size": [16, 16], "fps": 40.0,
-                                      "clip": "random"}, timeout_s=60)
+                                      "clip": "random"}, timeout_s=240)
     assert rec["shown_frames"] == 18 and rec["dropped_windows"] == []
