@@ -15,7 +15,7 @@ def synth(strategy, frames, size, consumer="keep", chunk=None, tile=None, overla
     return {"model": "wan2.1", "strategy": strategy, "frames": frames, "size": list(size), "chunk": chunk,
             "tile": tile, "overlap": overlap, "consumer": consumer, "device": "cpu", "dtype": "float32",
             "env": {"threads": 1}, "wall_s": {"median": sec, "min": sec, "max": sec}, "peak_bytes": mem,
-            "model_bytes": 2 * 10**8, "run_id": "r"}
+            "model_bytes": 2 * 10**8, "run_id": "r", "weights": "random"}
 
 
 def sweep_records(noise=0.0):
@@ -84,6 +84,10 @@ def test_fit_refuses_mixed_devices_and_empty_input():
         P.fit_cost_model(recs, "wan2.1")
     with pytest.raises(ValueError, match="no usable"):
         P.fit_cost_model([], "wan2.1")
+    mixed = sweep_records() + [dict(r, weights="tiny") for r in sweep_records()]
+    with pytest.raises(ValueError, match="weights"):
+        P.fit_cost_model(mixed, "wan2.1")
+    assert P.fit_cost_model(mixed, "wan2.1", weights="random").pooled_time.n == len(sweep_records())
 
 
 @pytest.mark.parametrize("text, value", [("8GiB", 8 * 2**30), ("512MB", 512 * 10**6), ("1.5g", int(1.5 * 2**30)),

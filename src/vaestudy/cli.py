@@ -60,12 +60,13 @@ def cmd_probe(args) -> int:
           f"frame(s) back; derived overlap {rf['derived_overlap']} latent px  [{time.perf_counter() - t0:.1f} s]")
     print("  radius by share of gradient mass: " + ", ".join(f"{q:.0%}: {r}" for q, r in rf["radii"].items())
           + "; mass by distance: " + " ".join(f"{v:.3f}" for v in rf["spatial_profile"]))
-    if args.tile:
+    if args.tiles:
         s = family.spatial_compression
         z = random_latent(vae, family.pixel_frames(t), (h * s, w * s), seed=args.seed)
-        mo = minimal_overlap(vae, z, tile=args.tile, tol=ONE_8BIT_LEVEL, overlaps=range(0, args.tile, args.step))
+        mo = minimal_overlap(vae, z, count=args.tiles, tol=ONE_8BIT_LEVEL, overlaps=range(0, min(h, w), args.step))
         for row in mo["sweep"]:
-            print(f"  tile {args.tile}, overlap {row['overlap']:>2}: max |err| {row['max_abs']:.4f}, PSNR {row['psnr_db']:.1f} dB")
+            print(f"  {args.tiles}x{args.tiles} tiles of {row['tile']}, overlap {row['overlap']:>2}: "
+                  f"max |err| {row['max_abs']:.4f}, PSNR {row['psnr_db']:.1f} dB")
         print(f"  smallest overlap within one 8-bit level ({ONE_8BIT_LEVEL:.4f}): {mo['minimal_overlap']}")
         out["minimal_overlap"] = mo
     if args.json:
@@ -122,8 +123,8 @@ def cmd_plan(args) -> int:
     records = store.load()
     if not records:
         raise ValueError(f"results={args.results!r} holds no measurements; run `vaestudy bench --out {args.results}` first")
-    cm = P.fit_cost_model(records, args.model, device=args.device, dtype=args.dtype)
-    errs = P.holdout_errors(records, args.model, device=args.device, dtype=args.dtype)
+    cm = P.fit_cost_model(records, args.model, device=args.device, dtype=args.dtype, weights=args.weights)
+    errs = P.holdout_errors(records, args.model, device=args.device, dtype=args.dtype, weights=args.weights)
     es = P.error_summary(errs)
     result = P.plan(cm, args.frames, size, budget, keep_output=args.keep_output)
     n = len(P.usable(records, args.model))
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent", type=int, nargs=3, default=[3, 16, 16], metavar=("T", "H", "W"),
                    help="probe latent size (frames, height, width)")
     p.add_argument("--share", type=float, default=0.99, help="share of gradient mass that defines the radius")
-    p.add_argument("--tile", type=int, default=0, help="also sweep tile overlap for this tile size (latent px)")
+    p.add_argument("--tiles", type=int, default=0, help="also sweep the overlap of N x N tiles against the full decode")
     p.add_argument("--step", type=int, default=2, help="overlap step of the sweep")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_probe)
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/bench.jsonl")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
+    p.add_argument("--weights", default=None, help="only records of this weight source (random, tiny, ...)")
     p.add_argument("--keep-output", action="store_true", help="the whole video must stay in memory")
     p.add_argument("--top", type=int, default=8, help="candidates to print")
     p.add_argument("--verbose", action="store_true", help="print every held-out prediction")

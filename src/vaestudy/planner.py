@@ -180,18 +180,24 @@ def usable(records: list[dict], model: str | None = None) -> list[dict]:
     return [r for r in records if r.get("consumer") in ("keep", "discard") and (model is None or r["model"] == model)]
 
 
-def fit_cost_model(records: list[dict], model: str, *, device: str | None = None, dtype: str | None = None) -> CostModel:
-    """Fit :class:`CostModel` for one family from benchmark records (one device, dtype and thread count)."""
+def fit_cost_model(records: list[dict], model: str, *, device: str | None = None, dtype: str | None = None,
+                   weights: str | None = None) -> CostModel:
+    """Fit :class:`CostModel` for one family from benchmark records (one device, dtype, thread count and
+    weight source: a tiny config is a different network from the full-size one)."""
     rs = usable(records, model)
     if device is not None:
         rs = [r for r in rs if r["device"] == device]
     if dtype is not None:
         rs = [r for r in rs if r["dtype"] == dtype]
+    if weights is not None:
+        rs = [r for r in rs if r.get("weights") == weights]
     if not rs:
-        raise ValueError(f"no usable benchmark records for model={model!r} (device={device}, dtype={dtype})")
-    combos = {(r["device"], r["dtype"], r.get("env", {}).get("threads")) for r in rs}
+        raise ValueError(f"no usable benchmark records for model={model!r} (device={device}, dtype={dtype}, "
+                         f"weights={weights})")
+    combos = {(r["device"], r["dtype"], r.get("env", {}).get("threads"), r.get("weights")) for r in rs}
     if len(combos) > 1:
-        raise ValueError(f"records mix devices/dtypes/thread counts {sorted(map(str, combos))}; pass device= and dtype=")
+        raise ValueError(f"records mix (device, dtype, threads, weights) {sorted(map(str, combos))}; "
+                         f"pass device=, dtype= and weights=")
     feats = [record_features(r) for r in rs]
     cm = CostModel(model=model, device=rs[0]["device"], dtype=rs[0]["dtype"],
                    model_bytes=max((r.get("model_bytes") or 0) for r in rs))
