@@ -1,9 +1,13 @@
 """Benchmark harness: wall time, time to first frame, per-chunk latency, throughput, peak memory, FLOPs.
 
-One measurement = one :class:`BenchConfig` (model, sizes, strategy, its parameters, consumer)
-decoded ``warmup`` times untimed, then ``repeats`` times timed. Every record carries the machine
-metadata (:func:`environment`) and goes into a JSONL :class:`ResultStore`, one line per
-measurement, so a sweep resumes where it stopped.
+One measurement = one :class:`BenchConfig` (model, sizes, strategy, its parameters, consumer):
+an untimed *probe* decode that measures peak memory and counts FLOPs, ``warmup - 1`` more untimed
+decodes, then ``repeats`` timed decodes with nothing attached (the first decode of a model in a
+process is run once more and discarded). Every record carries the machine metadata
+(:func:`environment`) and goes into a JSONL :class:`ResultStore`, one line per measurement, so a
+sweep resumes where it stopped. :func:`measure_interleaved` runs repeat r of several
+configurations back to back (A B A B ...) so load drifts on a shared machine hit all alike, and
+:func:`with_ratios` then pairs repeats.
 
 Timing
     CPU: ``time.perf_counter``. CUDA: ``torch.cuda.Event`` pairs recorded on the stream, read
@@ -12,17 +16,18 @@ Timing
 Peak memory of the decode itself (``peak_bytes``)
     CUDA: ``torch.cuda.max_memory_allocated`` (and ``_reserved``) after ``reset_peak_memory_stats``,
     minus what was allocated before the decode.
-    CPU: the kernel's resident-set high-water mark. Before every timed decode we run the garbage
+    CPU: the kernel's resident-set high-water mark. Before the probe decode we run the garbage
     collector, hand free heap pages back to the OS (glibc ``malloc_trim``), reset the high-water
     mark (write ``5`` to ``/proc/self/clear_refs``, Linux >= 4.0) and read ``VmRSS`` as the
-    baseline; after the decode ``VmHWM - baseline`` is the decode's own peak. Model and latent
-    are already resident, so they are not counted. Accuracy: the tests allocate a 200 MB tensor and
-    require 200 MB +- 8 MB; resident pages are counted, so memory allocated but never touched is
-    missed, and glibc may serve small blocks from pages already resident (a few MB at most).
-    ``isolate=True`` runs each configuration in a fresh spawned interpreter (model loaded there),
-    so nothing earlier configurations left in the allocator can be reused; where ``clear_refs`` is
-    not writable the fallback is ``ru_maxrss`` of that fresh process minus its baseline
-    (``memory_method`` in the record says which).
+    baseline; after the decode ``VmHWM - baseline`` is the decode's own peak. During the probe
+    glibc's mmap threshold is fixed at 64 KiB (:func:`exact_rss`) so freed heap pages that were
+    resident before the baseline are not silently recycled. Model and latent are already resident,
+    so they are not counted. Accuracy: the tests allocate a 200 MB tensor (and 80 MB of recycled
+    8 MB blocks) and require the reading within +- 8 MB; pages allocated but never touched are not
+    counted. Run-to-run spread of a whole decode's peak is larger (allocation order, +-10-20% seen
+    on Wan 2.1 at 64x64). ``isolate=True`` runs each configuration in a fresh interpreter
+    (``python -m vaestudy.bench``, model loaded there); where ``clear_refs`` is not writable the
+    fallback is ``ru_maxrss`` of that fresh process minus its baseline (``memory_method`` says which).
 """
 
 from __future__ import annotations
