@@ -42,7 +42,8 @@ def test_minimal_overlap_sweep_finds_exactness_for_a_local_decoder(tiny):
     """With a loose tolerance the sweep stops at the first overlap that meets it."""
     vae = tiny("wan2.1")
     z = latent_for(vae, 1, 8)
-    out = minimal_overlap(vae, z, tile=6, tol=10.0)
+    out = minimal_overlap(vae, z, count=2, tol=10.0)
     assert out["minimal_overlap"] == 0 and len(out["sweep"]) == 1
-    strict = minimal_overlap(vae, z, tile=6, tol=0.0, overlaps=[0, 2])
-    assert strict["minimal_overlap"] is None and len(strict["sweep"]) == 2
+    strict = minimal_overlap(vae, z, count=2, tol=0.0, overlaps=[0, 2, 40])
+    assert strict["minimal_overlap"] is None
+    assert [r["tile"] for r in strict["sweep"]] == [(4, 4), (5, 5)]  # overlap 40 cannot be tiled: sweep stops

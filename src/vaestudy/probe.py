@@ -76,17 +76,28 @@ def receptive_field(vae, latent_size: tuple[int, int, int] = (3, 16, 16), *, sha
     }
 
 
-def minimal_overlap(vae, z: torch.Tensor, tile: int, *, tol: float = ONE_8BIT_LEVEL, blend: str = "linear",
+def minimal_overlap(vae, z: torch.Tensor, count: int = 2, *, tol: float = ONE_8BIT_LEVEL, blend: str = "linear",
                     overlaps=None) -> dict:
-    """Smallest tile overlap (latent px) whose tiled decode is within ``tol`` (max abs) of the full decode."""
+    """Smallest overlap (latent px) at which ``count`` x ``count`` tiles decode within ``tol`` (max abs) of the full decode.
+
+    The tile size follows the overlap (:meth:`TilePlan.for_count`), so every overlap in the sweep is
+    the overlap the tiles really have.
+    """
+    from vaestudy.decode.tiled import TilePlan
+
     ref = decode_full(vae, z).video
-    overlaps = list(range(0, tile)) if overlaps is None else list(overlaps)
+    hw = tuple(z.shape[-2:])
+    overlaps = list(range(0, min(hw))) if overlaps is None else list(overlaps)
     rows, found = [], None
     for o in overlaps:
-        res = decode_tiled(vae, z, tile=tile, overlap=o, blend=blend)
+        try:
+            plan = TilePlan.for_count(hw, count, o)
+        except ValueError:  # tiles would have to be larger than the latent
+            break
+        res = decode_tiled(vae, z, tile=plan.tile, overlap=o, blend=blend)
         c = compare(ref, res.video)
-        rows.append({"overlap": o, "max_abs": c["max_abs"], "psnr_db": c["psnr_db"]})
-        if found is None and c["max_abs"] <= tol:
+        rows.append({"overlap": o, "tile": plan.tile, "max_abs": c["max_abs"], "psnr_db": c["psnr_db"]})
+        if c["max_abs"] <= tol:
             found = o
             break
-    return {"tile": tile, "tol": tol, "blend": blend, "minimal_overlap": found, "sweep": rows}
+    return {"count": count, "tol": tol, "blend": blend, "minimal_overlap": found, "sweep": rows}
