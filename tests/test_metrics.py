@@ -128,3 +128,15 @@ def test_bad_input_names_the_parameter(clip):
     with pytest.raises(ValueError, match="method"):
         M.optical_flow(np.zeros((8, 8)), np.zeros((8, 8)), method="raft")
     assert "LPIPS" in M.lpips_status()
+
+
+def test_seam_score_on_the_latent_grid_ignores_a_periodic_decoder_grid(clip):
+    # a decoder's own faint grid every 8 px inflates the neighbour-based score but not the grid-phase one
+    grid = A.inject_seam(clip, [8.0, 16.0, 24.0, 32.0, 40.0], [8.0, 16.0, 24.0, 32.0, 40.0, 48.0, 56.0], 0.1, width=1.0)
+    assert M.seam_score(grid, *SEAMS)["score"] > 1.5
+    assert M.seam_score(grid, *SEAMS, period=8)["score"] < 1.5
+    clean = M.seam_score(clip, *SEAMS, period=8)["score"]
+    scores = [M.seam_score(A.inject_seam(clip, *SEAMS, a), *SEAMS, period=8)["score"] for a in AMPS]
+    assert increasing(scores) and scores[-1] > 3 * clean, (clean, scores)
+    with pytest.raises(ValueError, match="period"):
+        M.seam_score(clip, *SEAMS, period=1)

@@ -151,26 +151,34 @@ def _line_indices(seams: Sequence[float], n: int) -> list[int]:
     return sorted(set(out))
 
 
-def seam_score(video, seams_y=(), seams_x=(), context: int = 8) -> dict:
-    """No-reference seam score: gradient energy across the tile-grid lines over that of nearby lines.
+def seam_score(video, seams_y=(), seams_x=(), context: int = 8, period: int | None = None) -> dict:
+    """No-reference seam score: gradient energy across the tile-grid lines over that of comparison lines.
 
     For every seam line the mean squared luma difference across the line is divided by the
-    same quantity on the lines within ``context`` px on either side (the seam line excluded),
-    so local content cancels.  ~1 for a clean image, > 1 when the grid shows.  Returns the
+    same quantity on comparison lines, so content cancels: by default the lines within
+    ``context`` px on either side; with ``period`` (the spatial compression, e.g. 8) the lines
+    at the same phase of the latent-pixel grid (``seam + k * period``), because a trained
+    decoder draws faint edges on its own latent grid and tile seams sit on that grid.  ~1 when
+    the grid lines look like the comparison lines, > 1 when the tile grid shows.  Returns the
     mean ratio (``score``), per axis, and per frame.
     """
     if context < 1:
         raise ValueError(f"context={context} must be >= 1 pixel")
+    if period is not None and (not isinstance(period, int) or period < 2):
+        raise ValueError(f"period={period!r} must be an integer >= 2 pixels (or None for neighbouring lines)")
     y = luma(as_frames(video))  # (T, H, W)
     t, h, w = y.shape
-    ratios, per_axis, per_frame = [], {"y": [], "x": []}, []
+    ratios, per_axis = [], {"y": [], "x": []}
     diffs = {"y": np.diff(y, axis=1) ** 2, "x": np.diff(y, axis=2) ** 2}  # (T, H-1, W), (T, H, W-1)
     frame_num, frame_den = np.zeros(t), np.zeros(t)
     for axis, seams, n in (("y", seams_y, h), ("x", seams_x, w)):
         d = diffs[axis]
         lines = _line_indices(seams, n)
         for j in lines:
-            nb = [k for k in range(j - context, j + context + 1) if 0 <= k < n - 1 and k not in lines]
+            if period is None:
+                nb = [k for k in range(j - context, j + context + 1) if 0 <= k < n - 1 and k not in lines]
+            else:
+                nb = [k for k in range(j % period, n - 1, period) if k not in lines]
             if not nb:
                 continue
             on = d[:, j].mean(axis=-1) if axis == "y" else d[:, :, j].mean(axis=-1)  # (T,)

@@ -66,13 +66,19 @@ def clip_latent(vae, clip: str = "bikes", frames: int = 17, size: tuple[int, int
 # spatial tiling
 # ---------------------------------------------------------------------------------------------
 
-def tiled_row(ref: torch.Tensor, res, *, source: torch.Tensor | None = None, band: float = 4.0) -> dict:
-    """Seam metrics of one tiled DecodeResult against the reference decode (and the source clip)."""
+def tiled_row(ref: torch.Tensor, res, *, source: torch.Tensor | None = None, band: float = 4.0,
+              period: int | None = None) -> dict:
+    """Seam metrics of one tiled DecodeResult against the reference decode (and the source clip).
+
+    The no-reference seam score compares the seam lines with the other lines of the latent grid
+    every ``period`` px (the spatial compression), on the tiled and on the full decode.
+    """
     sy, sx = res.extra["seams_y"], res.extra["seams_x"]
     sb = M.seam_band_psnr(ref, res.video, sy, sx, band)
     row = {**res.params, "seam_db": sb["seam_db"], "interior_db": sb["interior_db"], "gap_db": sb["gap_db"],
-           "psnr_vs_full": M.video_psnr(ref, res.video), "seam_score": M.seam_score(res.video, sy, sx)["score"],
-           "seam_score_full": M.seam_score(ref, sy, sx)["score"], "seconds": res.total_seconds,
+           "psnr_vs_full": M.video_psnr(ref, res.video),
+           "seam_score": M.seam_score(res.video, sy, sx, period=period)["score"],
+           "seam_score_full": M.seam_score(ref, sy, sx, period=period)["score"], "seconds": res.total_seconds,
            "weights": res.weights}
     if source is not None:
         row["psnr_vs_source"] = M.video_psnr(source, res.video)
@@ -99,7 +105,7 @@ def tiling_sweep(vae, z: torch.Tensor, overlaps: Sequence[int] = (0, 1, 2), blen
                 if o == 0 and grid != grids[0]:
                     continue
                 res = decode_tiled_grid(vae, z, plan.tile, o, blend, grid)
-                row = tiled_row(ref.video, res, source=source, band=band)
+                row = tiled_row(ref.video, res, source=source, band=band, period=family_of(vae).spatial_compression)
                 row.update(overlap=o, effective_overlap=plan.effective_overlap[0], blend=blend if o else "none (no overlap)",
                            grid=grid)
                 if keep:
@@ -113,7 +119,7 @@ def tile_explorer(vae, z: torch.Tensor, tile: int, overlap: int, blend: str = "l
     """One tiled decode at (tile, overlap) in latent pixels, scored against the full decode (for widgets)."""
     ref = ref if ref is not None else decode_full(vae, z)
     res = decode_tiled(vae, z, tile=tile, overlap=overlap, blend=blend)
-    row = tiled_row(ref.video, res, band=band)
+    row = tiled_row(ref.video, res, band=band, period=family_of(vae).spatial_compression)
     row["error_map"] = M.error_map(ref.video, res.video)
     row["result"] = res
     return row
