@@ -354,6 +354,8 @@ def flicker_report(video, boundaries: Sequence[int] = (), fps: float = 25.0, *, 
         "vbench_flicker": temporal_flickering_score(video),
         "hf_share": high_frequency_share(video, fps, cutoff_hz),
         "adjacent_ssim_mean": float(adjacent_ssim(video).mean()),
+        # a causal decoder makes frame 0 from latent frame 0 alone: its jump is not a chunk seam
+        "first_jump_ratio": float(mafd[0] / np.median(mafd[1:])) if len(mafd) > 1 and np.median(mafd[1:]) > 0 else math.nan,
     }
     if len(boundaries):
         s = boundary_spike_ratio(mafd, boundaries)
