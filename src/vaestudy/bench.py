@@ -24,8 +24,9 @@ Peak memory of the decode itself (``peak_bytes``)
     resident before the baseline are not silently recycled. Model and latent are already resident,
     so they are not counted. Accuracy: the tests allocate a 200 MB tensor (and 80 MB of recycled
     8 MB blocks) and require the reading within +- 8 MB; pages allocated but never touched are not
-    counted. Run-to-run spread of a whole decode's peak is larger (allocation order, +-10-20% seen
-    on Wan 2.1 at 64x64). ``isolate=True`` runs each configuration in a fresh interpreter
+    counted. The peak of a whole decode spreads much more between processes: Wan 2.1, 33x64x64,
+    read 110-215 MB in five different processes (cause not pinned down: allocator state left by
+    earlier shapes is the main suspect), so compare memory within one interleaved run. ``isolate=True`` runs each configuration in a fresh interpreter
     (``python -m vaestudy.bench``, model loaded there); where ``clear_refs`` is not writable the
     fallback is ``ru_maxrss`` of that fresh process minus its baseline (``memory_method`` says which).
 """
