@@ -151,7 +151,10 @@ def test_two_device_drop_policy_two_ranks():
 
 
 def test_split_decode_two_ranks_matches_one_process():
-    rec = launch_local("split", {"latent": [2, 4, 8], "halos": [0, 2, "rf99", "full"], "threads": 1}, timeout_s=240)
+    # spawn, not fork: the reference is also timed with 2 threads, and a forked child that uses more than one
+    # OpenMP thread hangs once the parent (the pytest process) has used its own thread pool
+    rec = launch_local("split", {"latent": [2, 4, 8], "halos": [0, 2, "rf99", "full"], "threads": 1}, timeout_s=240,
+                       start_method="spawn")
     rows = {r["halo_label"]: r for r in rec["rows"]}
     assert rec["world"] == 2 and rec["full_halo"] == 4
     assert rows["full"]["covers_latent"] and rows["full"]["max_abs"] <= SPLIT_TOL
