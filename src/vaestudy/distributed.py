@@ -91,12 +91,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     rank, world, backend = init(timeout_s)
     try:
-        rec = run_task(task, cfg, timeout_s)
-        if rank == 0:
-            for r in rec.get("results", [rec]):
-                r["backend"], r["world"] = backend, world
-            Path(out_path).write_text(json.dumps(rec, default=_json_default))
-        dist.barrier()
+        _run_and_write(task, cfg, timeout_s, out_path, rank, world, backend)
     except BaseException:
         sys.stderr.write(f"[vaestudy rank {rank}] {task} failed:\n{traceback.format_exc()}")
         sys.stderr.flush()
@@ -167,6 +162,18 @@ def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, dea
     return rec
 
 
+
+def _run_and_write(task: str, cfg: dict, timeout_s: float, out_path, rank: int, world: int, backend: str) -> None:
+    """Run a task on every rank; rank 0 writes the result (tagged with backend and world size) as JSON."""
+    import torch.distributed as dist
+
+    rec = run_task(task, cfg, timeout_s)
+    if rank == 0:
+        for r in rec.get("results", [rec]):
+            r["backend"], r["world"] = backend, world
+        Path(out_path).write_text(json.dumps(rec, default=_json_default))
+    dist.barrier()
+
 def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_path: str, timeout_s: float) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
@@ -174,12 +181,7 @@ def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_pat
 
     rank, world, backend = init(timeout_s)
     try:
-        rec = run_task(task, cfg, timeout_s)
-        if rank == 0:
-            for r in rec.get("results", [rec]):
-                r["backend"], r["world"] = backend, world
-            Path(out_path).write_text(json.dumps(rec, default=_json_default))
-        dist.barrier()
+        _run_and_write(task, cfg, timeout_s, out_path, rank, world, backend)
     finally:
         dist.destroy_process_group()
 
