@@ -827,12 +827,7 @@ def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike
                                   progress=progress, run_id=run_id, resume=resume)
     from tqdm.auto import tqdm
 
-    configs = [validate_config(c) for c in configs]
-    if isinstance(store, (str, os.PathLike)):
-        store = ResultStore(store)
-    run_id = run_id or new_run_id()
-    envs = {(c.device, c.dtype): environment(c.device, c.dtype) for c in configs}
-    done = store.by_key() if (store is not None and resume) else {}
+    configs, store, run_id, envs, done = _sweep_setup(configs, store, run_id, resume)
     models: dict[tuple, torch.nn.Module] = {}  # inline runs load each model once
     records = []
     bar = tqdm(configs, disable=not progress, desc="bench", unit="config")
@@ -867,13 +862,19 @@ def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike
     return records
 
 
-def _sweep_interleaved(configs, store, *, vae, flops, machine_peak_flops, progress, run_id, resume):
+def _sweep_setup(configs, store, run_id, resume):
+    """Validated configs, the opened store, the run id, environments per (device, dtype), results already stored."""
     configs = [validate_config(c) for c in configs]
     if isinstance(store, (str, os.PathLike)):
         store = ResultStore(store)
     run_id = run_id or new_run_id()
     envs = {(c.device, c.dtype): environment(c.device, c.dtype) for c in configs}
     done = store.by_key() if (store is not None and resume) else {}
+    return configs, store, run_id, envs, done
+
+
+def _sweep_interleaved(configs, store, *, vae, flops, machine_peak_flops, progress, run_id, resume):
+    configs, store, run_id, envs, done = _sweep_setup(configs, store, run_id, resume)
     keyed, todo, seen = [], {}, set()
     for c in configs:
         k = config_key(c, envs[(c.device, c.dtype)])
