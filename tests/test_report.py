@@ -1,34 +1,138 @@
-"""The report builder on two throw-away notebooks: one good, one that fails."""
+"""The report builder on throw-away notebooks: pages, failures, SVG export, parameters, offline HTML."""
+
+import html
+import os
+import re
+import xml.etree.ElementTree as ET
 
 import nbformat as nbf
+import pytest
 
-from vaestudy.report import build_report
+from vaestudy.plots import FIGURE_FORMATS_ENV
+from vaestudy.report import build_report, effective_parameters
+
+PLOT = "import matplotlib.pyplot as plt\n%matplotlib inline\nfrom vaestudy.plots import use_style\nuse_style()"
 
 
-def _nb(path, cells):
+def _nb(path, cells, params="FAST = False\nMODEL = 'none'"):
     nb = nbf.v4.new_notebook()
-    params = nbf.v4.new_code_cell("FAST = False\nMODEL = 'none'")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbf.v4.new_code_cell(c) for c in cells]
+    nb.cells = [nbf.v4.new_code_cell(params)] if params is not None else []
+    if nb.cells:
+        nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.cells += [nbf.v4.new_markdown_cell(c[3:]) if c.startswith("md:") else nbf.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbf.write(nb, path)
 
 
+def _checkout(tmp_path):
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    return root
+
+
+def _index_row(index: str, stem: str) -> list[str]:
+    row = re.search(rf"<tr><td><a href='{stem}.html'>.*?</tr>", index).group(0)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", row)]
+
+
 def test_report_renders_pages_and_names_the_failing_cell(tmp_path, capsys):
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "notebooks").mkdir()
-    _nb(tmp_path / "notebooks" / "01_good.ipynb", [
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_good.ipynb", [
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n%matplotlib inline",
         "print('FAST is', FAST, 'MODEL is', MODEL)\nplt.plot([0, 1]); plt.show()",
     ])
-    _nb(tmp_path / "notebooks" / "02_bad.ipynb", ["x = 1", "raise RuntimeError('boom')"])
-    code = build_report(root=tmp_path, fast=True, model="wan2.1")
+    _nb(root / "notebooks" / "02_bad.ipynb", ["x = 1", "raise RuntimeError('boom')"])
+    code = build_report(root=root, fast=True, model="wan2.1")
     out = capsys.readouterr().out
     assert code == 1
     assert "02_bad.ipynb: FAILED in cell [" in out and "boom" in out
-    good = (tmp_path / "reports" / "01_good.html").read_text()
+    assert re.search(r"^\[report\] total \d+ s$", out, re.M)
+    good = (root / "reports" / "01_good.html").read_text()
     assert "FAST is True MODEL is wan2.1" in good  # parameters reached the notebook
-    assert (tmp_path / "reports" / "02_bad.html").exists()  # the failed page is still rendered
-    index = (tmp_path / "reports" / "index.html").read_text()
+    assert (root / "reports" / "02_bad.html").exists()  # the failed page is still rendered
+    index = (root / "reports" / "index.html").read_text()
     assert "01_good" in index and "FAILED" in index and "torch" in index
-    assert list((tmp_path / "figures").glob("01_good_*.png"))
+    assert list((root / "figures").glob("01_good_*.png"))  # out_dir defaults to the checkout
+
+
+def test_figures_are_exported_as_png_and_svg_into_out_dir(tmp_path, monkeypatch):
+    root, out = _checkout(tmp_path), tmp_path / "out"
+    _nb(root / "notebooks" / "01_plot.ipynb", [
+        PLOT, "plt.plot([0, 1, 0]); plt.title('a line'); plt.show()",
+        "fig, ax = plt.subplots(); ax.imshow([[0, 1], [1, 0]]); plt.show()",
+    ])
+    monkeypatch.delenv(FIGURE_FORMATS_ENV, raising=False)
+    assert build_report(root=root, out_dir=out) == 0
+    assert FIGURE_FORMATS_ENV not in os.environ  # restored after the run
+    for d in ("build", "reports", "figures"):
+        assert not (root / d).exists()  # nothing written next to the notebooks
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    svgs = sorted((out / "figures").glob("*.svg"))
+    assert pngs == ["01_plot_01.png", "01_plot_02.png"]
+    assert [p.name for p in svgs] == ["01_plot_01.svg", "01_plot_02.svg"]
+    for svg in svgs:
+        root_el = ET.parse(svg).getroot()  # well-formed XML
+        assert root_el.tag in ("svg", "{http://www.w3.org/2000/svg}svg")
+    assert "a line" in svgs[0].read_text()
+    # the executed notebook keeps both formats; the HTML page shows the PNG only
+    built = nbf.read(out / "build" / "01_plot.ipynb", as_version=4)
+    images = [o["data"] for c in built.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2 and all("image/svg+xml" in d for d in images)
+    page = (out / "reports" / "01_plot.html").read_text()
+    assert len(re.findall(r"<img\b[^>]*src=\"data:image/png;base64,", page)) == 2
+    assert 'data-mime-type="image/svg+xml"' not in page
+
+
+def test_svg_env_is_restored_to_its_previous_value(tmp_path, monkeypatch):
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_x.ipynb", ["x = 1"])
+    monkeypatch.setenv(FIGURE_FORMATS_ENV, "png")
+    assert build_report(root=root, out_dir=tmp_path / "out") == 0
+    assert os.environ[FIGURE_FORMATS_ENV] == "png"
+
+
+def test_index_lists_the_parameters_each_notebook_ran_with(tmp_path, capsys):
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_defaults.ipynb", ["print(MODEL, WEIGHTS)"],
+        params="MODEL = 'cogvideox'  # a comment\nWEIGHTS = 'tiny'\nDEVICE = 'cpu'\nFAST = False\nSEED = 3\n"
+               "SIZES = [(1, 2)]\nDERIVED = len(SIZES)")
+    _nb(root / "notebooks" / "02_no_model.ipynb", ["print(WEIGHTS)"],
+        params="WEIGHTS = 'embedded'\nFAST = False\nSEED = 0")
+    _nb(root / "notebooks" / "03_no_params_cell.ipynb", ["print(FAST)"], params=None)
+    assert build_report(root=root, out_dir=tmp_path / "out", model="wan2.1", weights="random") == 0
+    index = (tmp_path / "out" / "reports" / "index.html").read_text()
+    for th in ("MODEL", "WEIGHTS", "DEVICE", "FAST", "SEED"):
+        assert f"<th>{th}</th>" in index
+    # columns: notebook, status, seconds, figures, MODEL, WEIGHTS, DEVICE, FAST, SEED
+    assert _index_row(index, "01_defaults")[4:] == ["wan2.1", "random", "cpu", "True", "3"]
+    assert _index_row(index, "02_no_model")[4:] == ["—", "random", "—", "True", "0"]  # MODEL is not its parameter
+    assert _index_row(index, "03_no_params_cell")[4:] == ["wan2.1", "random", "—", "True", "—"]
+    assert re.search(r"in <strong id=\"total-seconds\">\d+ s</strong>", index)
+    built = nbf.read(tmp_path / "out" / "build" / "01_defaults.ipynb", as_version=4)
+    assert effective_parameters(built) == {"MODEL": "wan2.1", "WEIGHTS": "random", "DEVICE": "cpu",
+                                           "FAST": True, "SEED": 3, "SIZES": [(1, 2)]}
+    assert "wan2.1 random" in (tmp_path / "out" / "reports" / "01_defaults.html").read_text()
+
+
+def test_pages_load_nothing_from_the_network(tmp_path):
+    pytest.importorskip("ipywidgets")
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_offline.ipynb", [
+        "md:# Math and a table\n\nInline $b = \\frac{bits}{px}$ and\n\n$$R = \\sum_i x_i$$\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        "import ipywidgets as widgets\nfrom IPython.display import display\ndisplay(widgets.IntSlider(value=3))",
+        "from IPython.display import HTML\nHTML('<table><tr><td>cell</td></tr></table>')",
+        PLOT, "plt.plot([1, 2]); plt.show()",
+    ])
+    assert build_report(root=root, out_dir=tmp_path / "out") == 0
+    built = nbf.read(tmp_path / "out" / "build" / "01_offline.ipynb", as_version=4)
+    assert "widgets" in built.metadata  # the widget state was saved: the test exercises its stripping
+    page = (tmp_path / "out" / "reports" / "01_offline.html").read_text()
+    tags = re.findall(r"<(?:script|link|img|iframe|source)\b[^>]*>", page, re.I)
+    remote = [t for t in tags if re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", t, re.I)]
+    assert not remote, remote
+    for cdn in ("cdnjs", "unpkg", "jsdelivr", "require.min.js", "mathjax", "mermaid.esm", "embed-amd"):
+        assert cdn not in page.lower(), cdn
+    assert "application/vnd.jupyter.widget-state+json" not in page
+    assert page.count("<table") >= 2  # the markdown table and the HTML output
+    assert "$b = \\frac{bits}{px}$" in page  # math stays readable as TeX

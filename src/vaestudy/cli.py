@@ -78,7 +78,7 @@ def cmd_report(args) -> int:
     from vaestudy.report import build_report
 
     return build_report(model=args.model, weights=args.weights, device=args.device, fast=args.fast,
-                        notebooks=args.notebooks)
+                        notebooks=args.notebooks, out_dir=args.out_dir)
 
 
 def cmd_bench(args) -> int:
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fast", dest="fast", action="store_true", default=True, help="small sizes (default)")
     g.add_argument("--full", dest="fast", action="store_false", help="the notebooks' full sizes")
     p.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (file names)")
+    p.add_argument("--out-dir", default=None,
+                   help="where build/, reports/ and figures/ go (default: the checkout)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="time and measure memory of decode strategies; results appended to a JSONL store")

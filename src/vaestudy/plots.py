@@ -40,6 +40,31 @@ def use_style() -> None:
         "axes.spines.right": False,
         "legend.frameon": False,
     })
+    _inline_formats()
+
+
+FIGURE_FORMATS_ENV = "VAESTUDY_FIGURE_FORMATS"
+
+
+def _inline_formats() -> None:
+    """Inside an IPython kernel, emit inline figures in the formats of $VAESTUDY_FIGURE_FORMATS (e.g. "png,svg").
+
+    ``vaestudy report`` sets it so every figure is stored as PNG and SVG; unset, the inline default (PNG) stays.
+    """
+    import os
+
+    formats = [f.strip() for f in os.environ.get(FIGURE_FORMATS_ENV, "").split(",") if f.strip()]
+    if not formats:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None:  # plain Python: no inline backend to configure
+        return
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats(*formats)
 
 
 def color(strategy: str) -> str:

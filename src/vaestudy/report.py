@@ -2,12 +2,19 @@
 
 A failing notebook does not stop the others: its error (notebook and cell) is printed, the
 pages that did execute are still written, and the command exits non-zero.
+
+Figures are exported into figures/ as PNG and SVG (the kernels run with $VAESTUDY_FIGURE_FORMATS=png,svg,
+which ``plots.use_style`` reads). The HTML pages are self-contained and work offline: no script, style
+or widget manager is loaded from a CDN (math shows as its TeX source, widgets as nothing).
 """
 
 from __future__ import annotations
 
+import ast
 import base64
+import copy
 import html
+import os
 import platform
 import time
 from pathlib import Path
@@ -35,18 +42,93 @@ def environment_summary(device: str | None) -> dict:
 
 
 def _export_figures(nb, stem: str, figures: Path) -> int:
-    """Write every PNG/SVG output of an executed notebook into figures/ as STEM_NN.png|svg."""
+    """Write every PNG/SVG output of an executed notebook into figures/ as STEM_NN.png|svg; returns the count."""
+    for old in (*figures.glob(f"{stem}_[0-9][0-9].png"), *figures.glob(f"{stem}_[0-9][0-9].svg")):
+        old.unlink()  # a figure the notebook no longer draws must not linger
     n = 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if "image/png" in data:
+            if "image/png" in data or "image/svg+xml" in data:
                 n += 1
+            if "image/png" in data:
                 (figures / f"{stem}_{n:02d}.png").write_bytes(base64.b64decode(data["image/png"]))
-                if "image/svg+xml" in data:
-                    svg = data["image/svg+xml"]
-                    (figures / f"{stem}_{n:02d}.svg").write_text("".join(svg) if isinstance(svg, list) else svg)
+            if "image/svg+xml" in data:
+                svg = data["image/svg+xml"]
+                (figures / f"{stem}_{n:02d}.svg").write_text("".join(svg) if isinstance(svg, list) else svg,
+                                                              encoding="utf-8")
     return n
+
+
+PARAMETER_NAMES = ("MODEL", "WEIGHTS", "DEVICE", "FAST", "SEED")
+
+
+def _literal_assignments(source: str) -> dict:
+    """NAME = <literal> statements at the top level of a code cell (anything else is ignored)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return values
+
+
+def effective_parameters(nb) -> dict:
+    """The parameters an executed notebook ran with: its ``parameters`` cell, then papermill's overrides.
+
+    An override of a name the parameters cell does not declare is left out (the notebook does not use it:
+    papermill warns "Passed unknown parameter"); a notebook without a parameters cell shows the overrides.
+    """
+    def tagged(tag):
+        return [c for c in nb.cells if c.cell_type == "code" and tag in c.get("metadata", {}).get("tags", [])]
+
+    declared, injected = {}, {}
+    for cell in tagged("parameters"):
+        declared.update(_literal_assignments(cell.source))
+    for cell in tagged("injected-parameters"):
+        injected.update(_literal_assignments(cell.source))
+    if not tagged("parameters"):
+        return injected
+    return {**declared, **{k: v for k, v in injected.items() if k in declared}}
+
+
+OFFLINE_TEMPLATE = "vaestudy_offline.html.j2"
+# The lab template, less everything it would fetch from a CDN: require.js, MathJax, mermaid.js, the widget manager.
+_OFFLINE_TEMPLATE_SOURCE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def offline_html_exporter():
+    """An nbconvert HTMLExporter (lab template) whose pages load nothing from the network."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab", template_file=OFFLINE_TEMPLATE,
+                        extra_loaders=[DictLoader({OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SOURCE})],
+                        mathjax_url="", require_js_url="", jquery_url="", widget_renderer_url="",
+                        jupyter_widgets_base_url="")
+
+
+def for_html(nb):
+    """A copy of an executed notebook trimmed for the static page: no widget state, no SVG twin of a PNG."""
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/svg+xml" in data and "image/png" in data:
+                del data["image/svg+xml"]
+    return nb
 
 
 def _failed_cell(exc) -> str:
@@ -55,16 +137,22 @@ def _failed_cell(exc) -> str:
 
 
 def build_report(*, model: str | None = None, weights: str | None = None, device: str | None = None,
-                 fast: bool = True, notebooks: list[str] | None = None, root: Path | None = None) -> int:
-    """Execute notebooks with shared parameters and write reports/index.html; returns an exit code."""
+                 fast: bool = True, notebooks: list[str] | None = None, root: Path | None = None,
+                 out_dir: Path | None = None) -> int:
+    """Execute notebooks with shared parameters and write reports/index.html; returns an exit code.
+
+    ``root`` is the checkout whose notebooks/ run (default: found from the current directory); build/,
+    reports/ and figures/ go into ``out_dir`` (default: ``root``).
+    """
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
-    root = root or repo_root()
-    build, reports, figures = root / "build", root / "reports", root / "figures"
+    t_start = time.perf_counter()
+    root = Path(root) if root else repo_root()
+    out_dir = Path(out_dir) if out_dir else root
+    build, reports, figures = out_dir / "build", out_dir / "reports", out_dir / "figures"
     for d in (build, reports, figures):
-        d.mkdir(exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
     paths = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if notebooks:
         wanted = {Path(n).name for n in notebooks}
@@ -76,53 +164,74 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
     for key, val in (("MODEL", model), ("WEIGHTS", weights), ("DEVICE", device)):
         if val is not None:
             params[key] = val
-    exporter = HTMLExporter()
+    exporter = offline_html_exporter()
     rows, failures = [], []
-    for nb_path in paths:
-        out_path = build / nb_path.name
-        t0 = time.perf_counter()
-        status = "ok"
-        try:
-            pm.execute_notebook(str(nb_path), str(out_path), parameters=params, kernel_name="python3",
-                                cwd=str(nb_path.parent), progress_bar=False, log_output=False)
-        except Exception as exc:  # papermill raises PapermillExecutionError with the cell
-            status = f"FAILED in {_failed_cell(exc)}: {getattr(exc, 'ename', type(exc).__name__)}: " \
-                     f"{getattr(exc, 'evalue', exc)}"
-            failures.append(f"{nb_path.name}: {status}")
-            print(f"[report] {nb_path.name} {status}")
-        seconds = time.perf_counter() - t0
-        if out_path.exists():
-            nb = nbformat.read(out_path, as_version=4)
-            body, _ = exporter.from_notebook_node(nb)
-            (reports / f"{nb_path.stem}.html").write_text(body, encoding="utf-8")
-            nfig = _export_figures(nb, nb_path.stem, figures)
+    from vaestudy.plots import FIGURE_FORMATS_ENV
+
+    saved_formats = os.environ.get(FIGURE_FORMATS_ENV)
+    os.environ[FIGURE_FORMATS_ENV] = "png,svg"  # papermill's kernels inherit the environment; plots.use_style reads it
+    try:
+        for nb_path in paths:
+            out_path = build / nb_path.name
+            t0 = time.perf_counter()
+            status = "ok"
+            try:
+                pm.execute_notebook(str(nb_path), str(out_path), parameters=params, kernel_name="python3",
+                                    cwd=str(nb_path.parent), progress_bar=False, log_output=False)
+            except Exception as exc:  # papermill raises PapermillExecutionError with the cell
+                status = f"FAILED in {_failed_cell(exc)}: {getattr(exc, 'ename', type(exc).__name__)}: " \
+                         f"{getattr(exc, 'evalue', exc)}"
+                failures.append(f"{nb_path.name}: {status}")
+                print(f"[report] {nb_path.name} {status}")
+            seconds = time.perf_counter() - t0
+            used = {}
+            if out_path.exists():
+                nb = nbformat.read(out_path, as_version=4)
+                used = effective_parameters(nb)
+                body, _ = exporter.from_notebook_node(for_html(nb))
+                (reports / f"{nb_path.stem}.html").write_text(body, encoding="utf-8")
+                nfig = _export_figures(nb, nb_path.stem, figures)
+            else:
+                nfig = 0
+            rows.append((nb_path.stem, status, seconds, nfig, used))
+            print(f"[report] {nb_path.name}: {status} in {seconds:.1f} s, {nfig} figures")
+    finally:
+        if saved_formats is None:
+            os.environ.pop(FIGURE_FORMATS_ENV, None)
         else:
-            nfig = 0
-        rows.append((nb_path.stem, status, seconds, nfig))
-        print(f"[report] {nb_path.name}: {status} in {seconds:.1f} s, {nfig} figures")
+            os.environ[FIGURE_FORMATS_ENV] = saved_formats
     env = environment_summary(device)
-    _write_index(reports / "index.html", rows, env, params)
+    total = time.perf_counter() - t_start
+    _write_index(reports / "index.html", rows, env, params, total)
     print(f"[report] wrote {reports / 'index.html'}")
     if failures:
         print("[report] failed notebooks:\n  " + "\n  ".join(failures))
-        return 1
-    return 0
+    print(f"[report] total {total:.0f} s")
+    return 1 if failures else 0
 
 
-def _write_index(path: Path, rows, env: dict, params: dict) -> None:
+def _fmt_param(used: dict, key: str) -> str:
+    return html.escape(str(used[key])) if key in used else "&mdash;"
+
+
+def _write_index(path: Path, rows, env: dict, params: dict, total: float) -> None:
+    heads = "".join(f"<th>{k}</th>" for k in PARAMETER_NAMES)
     items = "\n".join(
         f"<tr><td><a href='{html.escape(stem)}.html'>{html.escape(stem)}</a></td><td>{html.escape(status)}</td>"
-        f"<td>{seconds:.1f}</td><td>{nfig}</td></tr>" for stem, status, seconds, nfig in rows)
+        f"<td>{seconds:.1f}</td><td>{nfig}</td>" + "".join(f"<td>{_fmt_param(used, k)}</td>" for k in PARAMETER_NAMES)
+        + "</tr>" for stem, status, seconds, nfig, used in rows)
     envrows = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                         for k, v in {**env, **{f"parameter {k}": v for k, v in params.items()}}.items())
     path.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>vaestudy study report</title>
-<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{padding:4px 10px;text-align:left}}
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:4px 10px;text-align:left}}
 table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}</style></head>
 <body><h1>vaestudy: VAE decode latency, tiling and temporal chunking</h1>
-<p>Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Each notebook was executed with the parameters below;
-notebooks choose their own model and weights unless a parameter overrides them (each page says which it used).</p>
-<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>figures</th></tr>
+<p>Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in <strong id="total-seconds">{total:.0f} s</strong>
+in total. Each notebook ran with its own parameter defaults, overridden by the report's parameters below; the table
+shows the values each notebook ran with (&mdash;: the notebook has no such parameter). A notebook that cannot load
+the weights it asks for says so on its page.</p>
+<h2>Notebooks</h2><table id="notebooks"><tr><th>notebook</th><th>status</th><th>seconds</th><th>figures</th>{heads}</tr>
 {items}</table>
-<h2>Environment</h2><table>{envrows}</table></body></html>
+<h2>Environment</h2><table id="environment">{envrows}</table></body></html>
 """, encoding="utf-8")
