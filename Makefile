@@ -17,10 +17,23 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# headless Chromium for tests/test_browser.py (Debian's package; Playwright's own browser download is not used)
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (apt) for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "$(CHROMIUM) is missing; install it with:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"; \
+		exit 1; \
+	fi
+
+test: $(VENV)/.installed browser
 	$(PY) -m pytest
 
 report: $(VENV)/.installed
 	$(VENV)/bin/vaestudy report $(REPORT_ARGS)
 
-.PHONY: venv test report
+.PHONY: venv browser test report
