@@ -59,6 +59,7 @@ def test_report_renders_pages_and_names_the_failing_cell(tmp_path, capsys):
 def test_figures_are_exported_as_png_and_svg_into_out_dir(tmp_path, monkeypatch):
     root, out = _checkout(tmp_path), tmp_path / "out"
     _nb(root / "notebooks" / "01_plot.ipynb", [
+        "from vaestudy.plots import use_style\nuse_style()  # before pyplot and %matplotlib inline",
         PLOT, "plt.plot([0, 1, 0]); plt.title('a line'); plt.show()",
         "fig, ax = plt.subplots(); ax.imshow([[0, 1], [1, 0]]); plt.show()",
     ])

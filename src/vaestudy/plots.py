@@ -63,7 +63,9 @@ def _inline_formats() -> None:
     if get_ipython() is None:  # plain Python: no inline backend to configure
         return
     from matplotlib_inline.backend_inline import set_matplotlib_formats
+    from matplotlib_inline.config import InlineBackend
 
+    InlineBackend.instance().figure_formats = set(formats)  # kept if the inline backend is (re)activated later
     set_matplotlib_formats(*formats)
 
 
