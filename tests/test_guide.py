@@ -1,0 +1,70 @@
+"""The study guide's helpers: verdicts, compression arithmetic, stage profile, the ready-to-run experiments."""
+
+import pytest
+import torch
+
+from vaestudy import guide as G
+from vaestudy.models import load_vae
+
+
+def test_verdicts_are_checked():
+    assert G._row("000", "c", "m", "agrees")["verdict"] == "agrees"
+    with pytest.raises(ValueError, match="verdict='maybe'"):
+        G._row("000", "c", "m", "maybe")
+
+
+def test_verdict_counts_cover_every_row():
+    rows = [G._row("000", "a", "", "agrees"), G._row("002", "b", "", "disagrees"), G._row("004", "c", "", "agrees")]
+    assert G.verdict_counts(rows) == {"agrees": 2, "disagrees": 1, "cannot test here": 0}
+
+
+@pytest.mark.parametrize("family, expected", [("wan2.1", 48), ("cogvideox", 48), ("ltx-video", 192), ("mochi", 96)])
+def test_raw_compression_counts_latent_channels(family, expected):
+    # 004 lists CogVideoX at 192x: that figure leaves out the 16 latent channels
+    assert G.raw_compression(family) == pytest.approx(expected)
+
+
+def test_study_rejects_unknown_weights_before_any_work():
+    with pytest.raises(ValueError, match="quality_weights='hub'"):
+        G.Study(quality_weights="hub")
+    with pytest.raises(ValueError, match="cost_weights='embedded'"):
+        G.Study(cost_weights="embedded")
+
+
+def test_stage_profile_accounts_for_the_whole_decode():
+    torch.manual_seed(0)
+    vae = load_vae("wan2.1", "tiny", seed=0)
+    z = torch.randn(1, 16, 3, 4, 4)
+    rows = G.stage_profile(vae, z)
+    names = [r["stage"] for r in rows]
+    assert names[-1] == "other" and any(n.startswith("up_blocks") for n in names)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-6)
+    ups = [r for r in rows if r["stage"].startswith("up_blocks")]
+    # activations grow toward the output: the last up block returns the largest tensor
+    assert ups[-1]["max_out_bytes"] > ups[0]["max_out_bytes"]
+    # Wan's decoder runs once per latent frame
+    assert all(r["calls"] == 3 for r in rows if r["stage"] != "other")
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in vae.decoder.modules())  # hooks removed
+
+
+def test_experiments_parse_with_the_real_cli():
+    rows = G.experiments()
+    assert len(rows) == len(G.EXPERIMENTS) and all(r["command"].startswith("vaestudy ") for r in rows)
+
+
+def test_a_broken_experiment_is_reported(monkeypatch):
+    monkeypatch.setattr(G, "EXPERIMENTS", [("bad", "vaestudy bench --model nosuch", "")])
+    with pytest.raises(ValueError, match="does not parse"):
+        G.experiments()
+
+
+def test_slow_conv3d_demo_shape():
+    d = G.slow_conv3d_demo("cpu", repeats=1)
+    a, b = d["rows"]
+    assert a["n_c_t_h"] <= 20480 < b["n_c_t_h"] and d["ratio"] > 0
+    assert "skipped" in G.slow_conv3d_demo("cuda")
+
+
+def test_markdown_table_escapes_pipes():
+    t = G.markdown_table([{"a": "x|y", "b": 1}])
+    assert "x\\|y" in t and t.splitlines()[1] == "|---|---|"
