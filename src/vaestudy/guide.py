@@ -322,7 +322,7 @@ def _stages(decoder: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
 
 @torch.no_grad()
 def stage_profile(vae, z: torch.Tensor) -> list[dict]:
-    """Wall time and largest output of every top-level stage of the decoder during one full decode.
+    """Wall time and largest output of every top-level stage of the decoder during one full decode, in call order.
 
     Forward hooks read a clock before and after each stage (synchronising first on CUDA); time spent
     between stages (the family's own chunk loop, caches, post-quant conv, clamp) is the row ``other``.
@@ -331,11 +331,13 @@ def stage_profile(vae, z: torch.Tensor) -> list[dict]:
     """
     cuda = z.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    rows, hooks, starts = {}, [], {}
+    rows, hooks, starts, order = {}, [], {}, []
     for name, mod in _stages(vae.decoder):
         rows[name] = {"stage": name, "seconds": 0.0, "calls": 0, "max_out_bytes": 0}
 
         def pre(_m, _a, name=name):
+            if name not in order:
+                order.append(name)
             sync()
             starts[name] = time.perf_counter()
 
@@ -360,7 +362,7 @@ def stage_profile(vae, z: torch.Tensor) -> list[dict]:
         for h in hooks:
             h.remove()
         clear_vae_cache(vae)
-    out = [r for r in rows.values() if r["calls"]]
+    out = [rows[n] for n in order]  # in the order the decoder first calls them
     out.append({"stage": "other", "seconds": max(0.0, total - sum(r["seconds"] for r in out)), "calls": 1,
                 "max_out_bytes": 0})
     for r in out:
