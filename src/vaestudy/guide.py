@@ -205,10 +205,9 @@ class Study:
     @cached_property
     def bpp(self) -> list[dict]:
         """Measured H.264 bits per pixel (libx264 CRF 23, preset medium) of a held-out clip at three heights."""
-        from vaestudy import codec, data
+        from vaestudy import codec
 
-        frames = data.load_clip("bikes", 17, (272, 640)).permute(1, 2, 3, 0)
-        rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        rgb = _bikes_rgb()
         rows = []
         for h in ((144, 272) if self.fast else (144, 240, 272)):
             size = codec.scaled_size(272, 640, h)
@@ -278,6 +277,14 @@ def _latent(vae, frames: int, size: tuple[int, int], seed: int) -> torch.Tensor:
     from vaestudy.experiments import random_latent
 
     return random_latent(vae, frames, size, seed=seed)
+
+
+def _bikes_rgb(frames: int = 17):
+    """The held-out clip at its own size as uint8 RGB (frames, 272, 640, 3), for the H.264 rate."""
+    from vaestudy import data
+
+    video = data.load_clip("bikes", frames, (272, 640)).permute(1, 2, 3, 0)
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
 def family_strategies(family: str) -> list[str]:
@@ -697,11 +704,9 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                             f"full decode's latency, whole video in "
                             f"{recs['chunked']['wall_s']['median'] / recs['full']['wall_s']['median']:.2f}x"})
     # 05: storage ratio with a measured H.264 rate
-    from vaestudy import codec, data
+    from vaestudy import codec
 
-    frames = data.load_clip("bikes", 17, (272, 640)).permute(1, 2, 3, 0)
-    rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    b = codec.encode_h264(rgb, crf=23)["bpp"]
+    b = codec.encode_h264(_bikes_rgb(), crf=23)["bpp"]
     out.append({"notebook": "05_compression_and_storage",
                 "headline": f"fp16 Wan latents are {C.codec_storage_ratio('wan2.1', b):.1f}x the size of the same clip in "
                             f"H.264 (bikes 272x640, CRF 23, b = {b:.3f} bit/px)"})
