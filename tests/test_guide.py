@@ -68,3 +68,17 @@ def test_slow_conv3d_demo_shape():
 def test_markdown_table_escapes_pipes():
     t = G.markdown_table([{"a": "x|y", "b": 1}])
     assert "x\\|y" in t and t.splitlines()[1] == "|---|---|"
+
+
+@pytest.mark.parametrize("gain", [0.02, 0.08, 0.15])
+def test_critical_share_inverts_the_overlap_model(gain):
+    from vaestudy import pipeline as P
+
+    c = G.critical_share_for_gain(gain)
+    assert 0 < c < 1
+    assert P.scope_ceiling(critical=c)["gain"] == pytest.approx(gain, abs=1e-6)
+
+
+def test_critical_share_is_clipped_outside_the_model():
+    assert G.critical_share_for_gain(0.5) == 0.0  # more than overlap can ever give
+    assert G.critical_share_for_gain(-0.1) == 1.0
