@@ -443,6 +443,9 @@ def model_card_markdown(card: dict) -> str:
     d = tr["data"]
     clips = ", ".join(f"{n} x{s:g} ({a[1]}x{a[2]}, {a[0]} frames)" for n, s, a in d["clips"])
     stills = sorted({n for n, _, _ in d["stills"]})
+    still_text = (f"{d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a "
+                  f"random camera path of up to {d['max_shift_px_per_frame']:g} px/frame." if d["still_fraction"] > 0
+                  else "no `skimage.data` stills (still fraction 0).")
     evals = "\n".join(f"| {e['step']} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | {e['heldout_ssim']:.3f} |"
                       for e in tr["periodic_evals"])
     per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
@@ -460,8 +463,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
-  {d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a random
-  camera path of up to {d['max_shift_px_per_frame']:g} px/frame.  Augmentation: temporal stride 1-2, time
+  {still_text}  Augmentation: temporal stride 1-2, time
   reversal, horizontal flip.  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
