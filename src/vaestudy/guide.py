@@ -489,8 +489,8 @@ def claims(st: Study) -> list[dict]:
                      "agrees" if falls else "disagrees", "measured with libx264 through PyAV"))
     t720 = C.min_temporal_compression(32, 32, 0.40)
     rows.append(_row("002", "at 720p (b ~0.40) t of ~1.3x is enough for latents to beat MP4",
-                     f"t > {t720:.2f}", "agrees" if abs(t720 - 1.3) <= 0.05 else "disagrees",
-                     "the note rounds the threshold up to one decimal" if abs(t720 - 1.3) <= 0.05 else ""))
+                     f"t > {t720:.2f}", "agrees" if math.ceil(t720 * 10) / 10 == 1.3 else "disagrees",
+                     "the note rounds the threshold up to one decimal"))
     zs = next(p for p in st.latent_pack if p.method == "zstd")
     rows.append(_row("002", "lossless zstd saves only ~9% on fp16 latents",
                      f"zstd on our Wan-class latent of a real clip: {zs.nbytes / zs.raw_nbytes:.1%} of raw",
@@ -535,8 +535,13 @@ def claims(st: Study) -> list[dict]:
     # --- public anchors
     w_full, w_tiled = st.cost("wan2.1", "full"), st.cost("wan2.1", "tiled")
     tr = w_tiled["wall_s"]["median"] / w_full["wall_s"]["median"]
-    rows.append(_row("anchors", "fastvae: tiled decode is slower than eager", f"Wan tiled / full latency {tr:.2f}x",
-                     "agrees" if tr > 1 else "disagrees", "CPU, random weights"))
+    if st.repeats < 3:  # one repeat at CPU test sizes: the ratio is inside run-to-run noise
+        rows.append(_row("anchors", "fastvae: tiled decode is slower than eager", f"Wan tiled / full latency {tr:.2f}x "
+                         f"({st.repeats} repeat at {st.cost_size[0]}x{st.cost_size[1]})", "cannot test here",
+                         "CPU test size, within run-to-run noise; FAST=False measures 3 repeats at 256x256"))
+    else:
+        rows.append(_row("anchors", "fastvae: tiled decode is slower than eager", f"Wan tiled / full latency {tr:.2f}x "
+                         f"(median of {st.repeats})", "agrees" if tr > 1 else "disagrees", f"{st.device}, random weights"))
     hs = st.halo_split
     rf = st.receptive["rf"]
     rows.append(_row("anchors", "LightX2V splits the latent with a 2-px halo, far inside the receptive field",

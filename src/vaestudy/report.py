@@ -22,6 +22,11 @@ from pathlib import Path
 import torch
 
 
+# A cell that runs longer than this fails the report instead of hanging it: once, under heavy load, a kernel went idle
+# while the client still waited on a widget cell (nbclient), and the report never ended.
+CELL_TIMEOUT_S = 1800
+
+
 def repo_root() -> Path:
     """The checkout holding notebooks/ (the current directory or one of its parents)."""
     here = Path.cwd().resolve()
@@ -177,7 +182,8 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
             status = "ok"
             try:
                 pm.execute_notebook(str(nb_path), str(out_path), parameters=params, kernel_name="python3",
-                                    cwd=str(nb_path.parent), progress_bar=False, log_output=False)
+                                    cwd=str(nb_path.parent), progress_bar=False, log_output=False,
+                                    execution_timeout=CELL_TIMEOUT_S)
             except Exception as exc:  # papermill raises PapermillExecutionError with the cell
                 status = f"FAILED in {_failed_cell(exc)}: {getattr(exc, 'ename', type(exc).__name__)}: " \
                          f"{getattr(exc, 'evalue', exc)}"
