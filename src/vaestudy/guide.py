@@ -142,6 +142,8 @@ class Study:
                 out[fam] = {"records": recs, "stages": stage_profile(vae, z),
                             "parameters": sum(p.numel() for p in vae.parameters())}
                 if fam == "wan2.1":
+                    out[fam]["flops_per_px"] = chunked_flops_per_px(vae, z, self.cost_frames, self.cost_size,
+                                                                    weights=self.cost_weights, device=self.device)
                     out[fam]["memory_sweep"] = memory_sweep(vae, self.sweep_frames, self.cost_size,
                                                             weights=self.cost_weights, device=self.device,
                                                             seed=self.seed)
@@ -433,7 +435,7 @@ def claims(st: Study) -> list[dict]:
                      f"cache {cd['naive_max']:.2f}; first frame after {cd['cache_first_s'] / cd['full_s']:.2f} of "
                      f"the full decode's time", "agrees" if cd["cache_max"] < 1e-4 < cd["naive_max"] else "disagrees",
                      "exact for Wan; CogVideoX's GroupNorm breaks exactness (see the norm row)"))
-    sc = planner.seed_comparison(None, _flops_per_px(st))
+    sc = planner.seed_comparison(None, st.family_costs["wan2.1"]["flops_per_px"])
     rows.append(_row("000", "VAE decode takes 107 ms per chunk, 16.5% of wall time, at 320x576",
                      f"one chunk ({sc['frames_per_chunk']} frames at 320x576) is {sc['chunk_flops'] / 1e12:.1f} TFLOP "
                      f"by our FLOP count, i.e. {sc['implied_gpu_flops_per_s'] / 1e12:.0f} TFLOP/s to meet 107 ms"
@@ -462,14 +464,11 @@ def claims(st: Study) -> list[dict]:
                      "agrees" if om["contention"] < 0.5 else "cannot test here",
                      "needs separate compute for each side; one shared CPU cannot show it"
                      if om["contention"] >= 0.5 else "hidden on this machine too"))
-    wan_full = load_vae("wan2.1", "random", seed=st.seed) if st.cost_weights == "random" else None
-    if wan_full is not None:
-        n = sum(p.numel() for p in wan_full.parameters())
-        rows.append(_row("001", "VAE-only loading on rank 0 costs far less memory than the ~28 GB generator",
-                         f"Wan 2.1 VAE: {n / 1e6:.0f} M parameters = {n * 2 / 2**30:.2f} GiB in bf16 "
-                         f"({n * 2 / 28e9:.1%} of 28 GB); streamed decode peak does not grow with video length "
-                         f"(memory row)", "agrees" if n * 2 < 0.1 * 28e9 else "disagrees"))
-        del wan_full
+    n = st.family_costs["wan2.1"]["parameters"]  # the model the cost rows measured: no second load
+    rows.append(_row("001", "VAE-only loading on rank 0 costs far less memory than the ~28 GB generator",
+                     f"Wan 2.1 VAE: {n / 1e6:.0f} M parameters = {n * 2 / 2**30:.2f} GiB in bf16 "
+                     f"({n * 2 / 28e9:.1%} of 28 GB); streamed decode peak does not grow with video length "
+                     f"(memory row)", "agrees" if n * 2 < 0.1 * 28e9 else "disagrees"))
     # --- 002: latents vs MP4
     r = C.storage_ratio(32, 32, 0.57)
     rows.append(_row("002", "R = c*p*8/(b*s^2): fp16 DC-AE f32c32 at b = 0.57 gives R ~0.88",
@@ -585,15 +584,15 @@ def critical_share_for_gain(gain: float, **shares) -> float:
     return (lo + hi) / 2
 
 
-def _flops_per_px(st: Study) -> float | None:
+def chunked_flops_per_px(vae, z: torch.Tensor, frames: int, size: tuple[int, int], *, weights: str = "random",
+                         device: str = "cpu") -> float | None:
+    """FLOPs per output pixel-frame of a cached stream of ``z`` (bench's FlopCounterMode count)."""
     from vaestudy import bench as B
 
-    cfgs = B.build_configs(model="wan2.1", weights=st.cost_weights, frames=[9], sizes=[st.cost_size],
-                           strategies="chunked", repeats=1, device=st.device, seed=st.seed)
-    vae = load_vae("wan2.1", st.cost_weights, device=st.device, seed=st.seed)
-    z = _latent(vae, 9, st.cost_size, st.seed)
-    flops = B.count_flops(vae, z, cfgs[0])
-    return flops / (9 * st.cost_size[0] * st.cost_size[1]) if flops else None
+    cfg = B.build_configs(model="wan2.1", weights=weights, frames=[frames], sizes=[size], strategies="chunked",
+                          repeats=1, device=device)[0]
+    flops = B.count_flops(vae, z, cfg)
+    return flops / (frames * size[0] * size[1]) if flops else None
 
 
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
@@ -742,9 +741,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                             f"depending on how much of it the next chunk waits for"})
     cos = C.compression_vs_raw(8, 16, "fp16", t=8)
     out.append({"notebook": "07_study_guide",
-                "headline": f"{len(CLAIM_SOURCES_CHECKED)} source notes and the public anchors checked claim by claim; e.g. "
+                "headline": f"{sum(k != 'anchors' for k in SOURCES)} source notes and the public anchors checked claim by claim; e.g. "
                             f"002's Cosmos row: its own formula gives {cos:.0f}x, not 96x"})
     return out
 
-
-CLAIM_SOURCES_CHECKED = ("000", "001", "002", "003", "004")
