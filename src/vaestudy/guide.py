@@ -701,7 +701,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
     full = decode_full(tiny, z).video
     err = lambda mode: float((decode_chunked(tiny, z, 1, mode=mode).video - full).abs().max())  # noqa: E731
     out.append({"notebook": "01_decode_strategies",
-                "headline": f"streaming with the cache equals the full decode (max |err| {err('cache'):.1e}); "
+                "headline": f"tiny random config: streaming with the cache equals the full decode (max |err| {err('cache'):.1e}); "
                             f"without it chunks are off by {err('naive'):.2f}"})
     # 02 / 03: seams and flicker need trained weights
     vae, used, _ = load_model("wan2.1", weights, seed=seed, device=device)
@@ -717,7 +717,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
     bounds = [b for b in M.chunk_boundaries(cached.chunk_frames) if b > 1]
     spike = lambda v: M.boundary_spike_ratio(M.frame_differences(v), bounds)["ratio"]  # noqa: E731
     out.append({"notebook": "03_temporal_chunking_and_flicker",
-                "headline": f"frame-difference spike at chunk boundaries: {spike(naive.video):.1f}x without the cache, "
+                "headline": f"{used} weights: frame-difference spike at chunk boundaries: {spike(naive.video):.1f}x without the cache, "
                             f"{spike(cached.video):.1f}x with it (full decode {spike(ref):.1f}x, source "
                             f"{spike(video[None]):.1f}x)"})
     # 04: time to first frame on the full-size config (cost does not depend on weight values)
