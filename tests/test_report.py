@@ -9,6 +9,7 @@ import nbformat as nbf
 import pytest
 
 from vaestudy.plots import FIGURE_FORMATS_ENV
+from vaestudy import report
 from vaestudy.report import build_report, effective_parameters
 
 PLOT = "import matplotlib.pyplot as plt\n%matplotlib inline\nfrom vaestudy.plots import use_style\nuse_style()"
@@ -137,3 +138,22 @@ def test_pages_load_nothing_from_the_network(tmp_path):
     assert "application/vnd.jupyter.widget-state+json" not in page
     assert page.count("<table") >= 2  # the markdown table and the HTML output
     assert "$b = \\frac{bits}{px}$" in page  # math stays readable as TeX
+
+
+def test_a_cell_that_times_out_is_retried_once_then_fails_the_notebook(tmp_path, monkeypatch, capsys):
+    """A stuck cell (the nbclient widget hang) costs one more attempt, not the report; two timeouts fail it."""
+    root = _checkout(tmp_path)
+    marker = tmp_path / "first-attempt-done"
+    _nb(root / "notebooks" / "01_flaky.ipynb", [  # sleeps past the timeout on the first attempt only
+        f"import pathlib, time\nm = pathlib.Path({str(marker)!r})\nfirst = not m.exists()\nm.touch()\n"
+        "if first:\n    time.sleep(30)\nprint('ran')"])
+    _nb(root / "notebooks" / "02_stuck.ipynb", ["import time\ntime.sleep(30)"])
+    monkeypatch.setattr(report, "CELL_TIMEOUT_S", {True: 3, False: 3})
+    assert build_report(root=root, out_dir=tmp_path / "out") == 1
+    out = capsys.readouterr().out
+    assert "01_flaky.ipynb: attempt 1 stopped after 3 s" in out
+    assert "02_stuck.ipynb: attempt 2 stopped after 3 s" in out
+    index = (tmp_path / "out" / "reports" / "index.html").read_text()
+    assert _index_row(index, "01_flaky")[1].startswith("ok (attempt 2; 1 earlier attempt(s) timed out after 3 s")
+    assert _index_row(index, "02_stuck")[1].startswith("FAILED: every attempt (2) timed out after 3 s")
+    assert "ran" in (tmp_path / "out" / "reports" / "01_flaky.html").read_text()
