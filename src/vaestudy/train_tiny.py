@@ -29,22 +29,35 @@ import numpy as np
 import torch
 
 from vaestudy import data
-from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, build_model, heldout_scores
+from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, baseline_scores, build_model, heldout_scores
 
 FAMILIES = {"wan": "wan2.1", "cogvideox": "cogvideox"}  # CLI name -> registry / EMBEDDED key
 HELDOUT = {"name": "bikes", "n": 8, "frames": 17, "size": (128, 128)}
 TEST_SUBSET = (4,)  # the held-out crop the fast tests re-evaluate (one 128x128x17 crop keeps them fast)
 
 
-def model_config(family: str, width: int) -> tuple[str, dict]:
-    """(diffusers class, config) of the tiny model; ``width`` is the first stage's channel count."""
+def model_config(family: str, width: int, residual: bool = False) -> tuple[str, dict]:
+    """(diffusers class, config) of the tiny model; ``width`` is the first stage's channel count.
+
+    ``residual`` (Wan only) turns on diffusers' ``is_residual`` blocks, the Wan 2.2 VAE's down/up blocks with a
+    parameter-free space-to-channel shortcut around each resampling (AvgDown3D / DupUp3D).  Compression, latent
+    channels, causal convs, RMSNorm and the decoder's ``feat_cache`` protocol are those of Wan 2.1.  It trains
+    faster on CPU, but the model it gave leans on the decoder's mid-block attention (global over each frame's
+    latent grid), so a tiled decode differs from the full decode over whole tiles instead of at the seams; the
+    shipped ``wan2.1-tiny`` is therefore the plain Wan 2.1 layout.
+    """
     if family == "wan":
-        return "AutoencoderKLWan", {
+        cfg = {
             "base_dim": width, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1,
             "attn_scales": [], "temperal_downsample": [False, True, True], "dropout": 0.0,
             "latents_mean": [0.0] * 16, "latents_std": [1.0] * 16,
         }
+        if residual:
+            cfg["is_residual"] = True
+        return "AutoencoderKLWan", cfg
     if family == "cogvideox":
+        if residual:
+            raise ValueError("residual=True applies to family='wan' only (AutoencoderKLWan's is_residual)")
         return "AutoencoderKLCogVideoX", {
             "block_out_channels": [width, 2 * width, 4 * width, 4 * width], "latent_channels": 16,
             "layers_per_block": 1, "norm_num_groups": 8, "temporal_compression_ratio": 4,
@@ -174,6 +187,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="checkpoint dir (default ~/.cache/vaestudy/train/<family>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=None, help="channels of the first stage (default: per family)")
+    p.add_argument("--residual", action="store_true",
+                   help="Wan only: is_residual down/up blocks (Wan 2.2's shortcut blocks); trains faster, but see "
+                        "model_config for what it does to tiling")
     p.add_argument("--frames", type=int, default=None, help="frames per training crop (1 + 4k; default per family)")
     p.add_argument("--crop", type=int, default=48, help="training crop side (pixels, multiple of 8)")
     p.add_argument("--batch", type=int, default=2)
@@ -196,6 +212,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for k, v in defaults[a.family].items():
         if getattr(a, k) is None:
             setattr(a, k, v)
+    if a.family != "wan" and a.residual:
+        p.error(f"--residual applies to --family wan only (got --family {a.family})")
     if (a.frames - 1) % 4:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
@@ -208,14 +226,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _recipe(args) -> dict:
-    keys = ["family", "seed", "width", "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight",
+    keys = ["family", "seed", "width", *(["residual"] if args.residual else []), "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight",
             "grad_weight", "kl_weight", "still_fraction", "max_shift", "bbb_scales", "ema"]
     return {"loss": "l1+mse+grad+latent_l2 (v2)", **{k: getattr(args, k) for k in keys}}
 
 
 def train(args) -> Path:
     torch.set_num_threads(args.threads)
-    cls_name, config = model_config(args.family, args.width)
+    cls_name, config = model_config(args.family, args.width, args.residual)
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
@@ -347,7 +365,7 @@ def command_line(args) -> str:
     parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
              "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
-             "--width", str(args.width), "--frames", str(args.frames), "--crop", str(args.crop),
+             "--width", str(args.width), *(["--residual"] if args.residual else []), "--frames", str(args.frames), "--crop", str(args.crop),
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
              "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
              "--kl-weight", f"{args.kl_weight:g}", "--still-fraction", f"{args.still_fraction:g}",
@@ -394,6 +412,7 @@ def ship(args) -> None:
     t0 = time.perf_counter()
     full = heldout_scores(shipped, heldout)
     eval_s = time.perf_counter() - t0
+    bicubic = baseline_scores(heldout, 8)
     sub_crops = [full["per_crop"][i] for i in TEST_SUBSET]  # the same crops, scored alone
     sub = {"psnr_db": float(np.mean([c["psnr_db"] for c in sub_crops])),
            "ssim": float(np.mean([c["ssim"] for c in sub_crops]))}
@@ -424,6 +443,9 @@ def ship(args) -> None:
             "psnr_db": round(full["psnr_db"], 3), "ssim": round(full["ssim"], 4),
             "per_crop": [{k: round(v, 4) for k, v in p.items()} for p in full["per_crop"]],
             "eval_seconds": round(eval_s, 1),
+            "bicubic_x8": {"psnr_db": round(bicubic["psnr_db"], 3), "ssim": round(bicubic["ssim"], 4),
+                           "per_crop_psnr_db": [round(p["psnr_db"], 2) for p in bicubic["per_crop"]],
+                           "what": "embedded.resize_baseline: per-frame bicubic x8 down and up, no model"},
             "test_subset": {"indices": list(TEST_SUBSET), "psnr_db": round(sub["psnr_db"], 3),
                             "ssim": round(sub["ssim"], 4)},
             "protocol": "posterior mean, one full encode+decode per crop, output clamped to [-1, 1]; PSNR from "
@@ -446,16 +468,24 @@ def model_card_markdown(card: dict) -> str:
     still_text = (f"{d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a "
                   f"random camera path of up to {d['max_shift_px_per_frame']:g} px/frame." if d["still_fraction"] > 0
                   else "no `skimage.data` stills (still fraction 0).")
-    evals = "\n".join(f"| {e['step']} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | {e['heldout_ssim']:.3f} |"
-                      for e in tr["periodic_evals"])
+    evals = "\n".join(f"| {e['step']} | {e['wall_minutes']:.1f} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | "
+                      f"{e['heldout_ssim']:.3f} |" for e in tr["periodic_evals"])
     per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
     cfg = json.dumps({k: v for k, v in card["config"].items() if k not in ("latents_mean", "latents_std")})
+    bic = ho.get("bicubic_x8")
+    bicubic_text = (f"\n- Yardstick: each frame bicubic-downscaled x8 and back (`embedded.resize_baseline`; 1/64 of the values, "
+                    f"no temporal\n  compression) scores {bic['psnr_db']:.2f} dB, SSIM {bic['ssim']:.3f} on the same crops "
+                    f"(per crop: {', '.join(f'{v:.2f}' for v in bic['per_crop_psnr_db'])} dB)." if bic else "")
+    residual_text = ("\nIts down and up blocks are diffusers' `is_residual` variant (the Wan 2.2 VAE's blocks: a "
+                     "parameter-free space-to-channel\nshortcut around each resampling); compression, latent channels, "
+                     "causal convolutions, RMSNorm and the\ndecoder's `feat_cache` protocol are those of Wan 2.1."
+                     if card["config"].get("is_residual") else "")
     return f"""# {card["family"]}-tiny: an {card["diffusers_class"]} trained in-project on CPU
 
 A small model of the same diffusers class and compression (4x8x8, 16 latent channels) as the
 real `{card['family']}` VAE, trained from scratch on real footage so that quality numbers
 (tiling seams, chunk flicker) mean something without downloading hub weights.
-It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.2f} M parameters.
+It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.2f} M parameters.{residual_text}
 
 - Class and config: `{card['diffusers_class']}` `{cfg}`
 - Weights: `{card['weights_file']}`, {card['storage_dtype']} storage, {card['weights_bytes'] / 1e6:.2f} MB; load with
@@ -479,12 +509,12 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 - PSNR **{ho['psnr_db']:.2f} dB**, SSIM **{ho['ssim']:.3f}** (per crop PSNR: {per} dB).
 - Test subset (crop {', '.join(str(i) for i in ho['test_subset']['indices'])}): PSNR {ho['test_subset']['psnr_db']:.2f} dB,
   SSIM {ho['test_subset']['ssim']:.3f} - what `tests/test_embedded.py` re-measures.
-- Protocol: {ho['protocol']}.  Crops from `vaestudy.data.eval_crops()`.
+- Protocol: {ho['protocol']}.  Crops from `vaestudy.data.eval_crops()`.{bicubic_text}
 
 During training (EMA weights, fp32; periodic rows on crops 0, 2, 4, 6 only, the last row on all crops):
 
-| step | CPU-minutes | held-out PSNR (dB) | SSIM |
-|---|---|---|---|
+| step | wall minutes | CPU-minutes (all threads) | held-out PSNR (dB) | SSIM |
+|---|---|---|---|---|
 {evals}
 """
 
