@@ -1,7 +1,7 @@
 """Commit notebooks clean: no outputs, no execution counts, no widget state or timing metadata.
 
 The reference outputs nbval compares ``# NBVAL_CHECK_OUTPUT`` cells against live beside the notebook, in
-``notebooks/nbval_reference/<stem>.json`` (cell source -> outputs); ``tests/conftest.py`` hands them
+``notebooks/nbval_reference/<stem>.json`` (cell source -> outputs); the repository's root ``conftest.py`` hands them
 to nbval at collection time, so the notebooks themselves stay clean.
 
 usage: python scripts/clean_notebook.py NOTEBOOK [EXECUTED_COPY]

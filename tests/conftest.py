@@ -27,4 +27,3 @@ def latent_for(vae, frames: int, hw: int, seed: int = 0) -> torch.Tensor:
 
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, latent_channels(vae), frames, hw, hw, generator=g)
-

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import nbformat as nbf
 import pytest
 
-from vaestudy.plots import FIGURE_FORMATS_ENV
 from vaestudy import report
+from vaestudy.plots import FIGURE_FORMATS_ENV
 from vaestudy.report import build_report, effective_parameters
 
 PLOT = "import matplotlib.pyplot as plt\n%matplotlib inline\nfrom vaestudy.plots import use_style\nuse_style()"

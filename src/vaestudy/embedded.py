@@ -3,9 +3,9 @@
 Each entry of :data:`EMBEDDED` is a small model of the *same diffusers class and compression*
 as a real family (Wan 2.1: ``AutoencoderKLWan``; CogVideoX: ``AutoencoderKLCogVideoX``; both
 4x8x8 with 16 latent channels), trained by :mod:`vaestudy.train_tiny` on bigbuckbunny and
-carphone (stills panned by a camera path are an option of the trainer), with ``bikes`` held out.  Weights are fp16 safetensors in
-``vaestudy/weights/``; the JSON beside them holds the diffusers config and the measured numbers,
-the Markdown file is the model card.  Loading is offline and needs no hub access.
+carphone (stills panned by a camera path are an option of the trainer), with ``bikes`` held out.
+Weights are fp16 safetensors in ``vaestudy/weights/``; the JSON beside them holds the diffusers config
+and the measured numbers, the Markdown file is the model card.  Loading is offline and needs no hub access.
 
 :func:`reconstruct` and :func:`heldout_scores` are the one definition of "held-out PSNR/SSIM"
 that the training script, the model cards and the tests share.

@@ -212,8 +212,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for k, v in defaults[a.family].items():
         if getattr(a, k) is None:
             setattr(a, k, v)
-    if a.family != "wan" and a.residual:
-        p.error(f"--residual applies to --family wan only (got --family {a.family})")
+    try:  # model_config is the one place that knows which options a family takes
+        model_config(a.family, a.width, a.residual)
+    except ValueError as exc:
+        p.error(f"--residual: {exc}")
     if (a.frames - 1) % 4:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
@@ -226,8 +228,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _recipe(args) -> dict:
-    keys = ["family", "seed", "width", *(["residual"] if args.residual else []), "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight",
-            "grad_weight", "kl_weight", "still_fraction", "max_shift", "bbb_scales", "ema"]
+    keys = ["family", "seed", "width", *(["residual"] if args.residual else []), "frames", "crop", "batch", "lr",
+            "warmup", "steps", "first_frame_weight", "grad_weight", "kl_weight", "still_fraction", "max_shift",
+            "bbb_scales", "ema"]
     return {"loss": "l1+mse+grad+latent_l2 (v2)", **{k: getattr(args, k) for k in keys}}
 
 
@@ -365,7 +368,8 @@ def command_line(args) -> str:
     parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
              "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
-             "--width", str(args.width), *(["--residual"] if args.residual else []), "--frames", str(args.frames), "--crop", str(args.crop),
+             "--width", str(args.width), *(["--residual"] if args.residual else []),
+             "--frames", str(args.frames), "--crop", str(args.crop),
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
              "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
              "--kl-weight", f"{args.kl_weight:g}", "--still-fraction", f"{args.still_fraction:g}",
