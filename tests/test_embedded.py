@@ -166,6 +166,18 @@ def test_wan_tiled_decode_error_sits_in_the_seam_bands(models):
     assert ratio > 2.0, f"error within 8 px of a seam is only {ratio:.2f}x the error farther away"
 
 
+def test_wan_decoder_attention_is_what_its_recipe_says(models):
+    """``--no-decoder-attention`` ships a zero output projection: the mid-block attention is the identity."""
+    vae = models("wan2.1")
+    attn = vae.decoder.mid_block.attentions[0]
+    frozen = bool(embedded_card("wan2.1")["training"]["recipe"].get("no_decoder_attention"))
+    is_zero = not attn.proj.weight.any() and not attn.proj.bias.any()
+    assert is_zero == frozen
+    h = torch.randn(1, attn.dim, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(attn(h), h) == frozen
+
+
 # ---- the trained CogVideoX-class model: the GroupNorm gotcha on real weights -----------------
 
 def test_cogvideox_chunked_decode_is_not_exact_on_trained_weights(models):

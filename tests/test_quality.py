@@ -55,3 +55,36 @@ def test_groupnorm_effect_cogvideox(tiny):
     rows = {(r["setting"], r["what"].split()[0]): r for r in Q.groupnorm_effect(vae, z)}
     assert rows[("own norm", "chunks")]["max_abs"] > 1e-4  # statistics span the chunk
     assert rows[("per-frame GroupNorm", "chunks")]["max_abs"] < 1e-4  # exact again
+
+
+def test_decoder_attention_settings_apply_and_are_undone(wan_clip):
+    import torch
+
+    vae, _, z = wan_clip
+    attn = vae.decoder.mid_block.attentions[0]
+    before = attn.proj.weight.detach().clone()
+    h = torch.randn(1, attn.dim, 1, 2, 2)
+    with Q.decoder_attention(vae, "identity"):
+        assert torch.equal(attn(h), h)
+    assert torch.equal(attn.proj.weight, before)  # restored
+    with Q.decoder_attention(vae, "fresh", seed=3):
+        w3 = attn.proj.weight.detach().clone()
+    with Q.decoder_attention(vae, "fresh", seed=3):
+        assert torch.equal(attn.proj.weight, w3)  # seeded
+    assert not torch.equal(w3, before) and torch.equal(attn.proj.weight, before)
+    with pytest.raises(ValueError, match="setting='off'; valid: as loaded, identity, fresh"):
+        Q.decoder_attention(vae, "off")
+
+
+def test_decoder_attention_is_refused_for_a_model_without_one(tiny):
+    with pytest.raises(ValueError, match="AutoencoderKLCogVideoX has no decoder.mid_block.attentions"):
+        Q.decoder_attention(tiny("cogvideox"), "identity")
+
+
+def test_attention_locality_rows(wan_clip):
+    vae, _, z = wan_clip  # latent (1, 16, 3, 4, 4)
+    rows = Q.attention_locality(vae, z, tile=3, overlap=1, near=4, band=2)
+    assert [r["attention"] for r in rows] == ["as loaded", "identity", "fresh"]
+    for r in rows:
+        assert r["max_abs"] > 0 and r["seam_concentration"] > 0 and r["error_map"].shape == (32, 32)
+    assert rows[0]["max_abs"] != rows[1]["max_abs"]  # random weights: the attention is not the identity

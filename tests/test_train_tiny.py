@@ -4,8 +4,11 @@ import shlex
 
 import pytest
 
+import torch
+
 from vaestudy.embedded import EMBEDDED, embedded_card
-from vaestudy.train_tiny import _recipe, command_line, model_config, parse_args
+from vaestudy.embedded import build_model
+from vaestudy.train_tiny import _recipe, command_line, forward_train, freeze_decoder_attention, model_config, parse_args
 
 
 @pytest.mark.parametrize("family", sorted(EMBEDDED))
@@ -30,6 +33,34 @@ def test_residual_variant_is_opt_in_for_wan_and_refused_for_cogvideox():
         model_config("cogvideox", 16, residual=True)
     assert model_config("wan", 16, residual=True)[1]["is_residual"] is True
     assert "is_residual" not in model_config("wan", 16)[1]
+
+
+def test_no_decoder_attention_is_opt_in_for_wan_and_refused_for_cogvideox(capsys):
+    args = parse_args(["--family", "wan", "--residual", "--no-decoder-attention"])
+    assert _recipe(args)["no_decoder_attention"] is True
+    assert "--no-decoder-attention" in shlex.split(command_line(args))
+    assert "no_decoder_attention" not in _recipe(parse_args(["--family", "wan"]))  # older recipes still resume
+    with pytest.raises(SystemExit):
+        parse_args(["--family", "cogvideox", "--no-decoder-attention"])
+    assert "--no-decoder-attention applies to --family wan only" in capsys.readouterr().err
+
+
+def test_frozen_decoder_attention_is_the_identity_and_stays_so_through_training():
+    torch.manual_seed(0)
+    cls, cfg = model_config("wan", 8, residual=True)
+    vae = build_model(cls, cfg).train()
+    attn = vae.decoder.mid_block.attentions[0]
+    h = torch.randn(1, attn.dim, 2, 3, 3)
+    assert not torch.allclose(attn(h), h)  # a fresh block is not the identity
+    freeze_decoder_attention(vae)
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=1e-2)
+    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    rec, _, _ = forward_train(vae, "wan", x, torch.Generator().manual_seed(0))
+    (rec - x).abs().mean().backward()
+    opt.step()
+    assert torch.equal(attn(h), h)
+    assert all(p.grad is None for p in attn.parameters())
+    assert any(p.grad is not None for p in vae.decoder.mid_block.resnets.parameters())  # the rest trains
 
 
 @pytest.mark.parametrize("argv, message", [

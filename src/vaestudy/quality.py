@@ -125,6 +125,73 @@ def tile_explorer(vae, z: torch.Tensor, tile: int, overlap: int, blend: str = "l
     return row
 
 
+class decoder_attention:
+    """Context manager: set the decoder's mid-block attention output projection, restore it on exit (Wan).
+
+    ``setting`` is ``"as loaded"`` (no change), ``"identity"`` (projection zeroed: the block passes its input
+    through) or ``"fresh"`` (the projection as diffusers initialises a new one, drawn from ``seed``: a global
+    attention that the rest of the decoder was not trained with).  ``WanAttentionBlock`` returns
+    ``proj(attention(norm(x))) + x``, so the projection alone decides how much the block changes.
+    """
+
+    SETTINGS = ("as loaded", "identity", "fresh")
+
+    def __init__(self, vae, setting: str, seed: int = 0) -> None:
+        if setting not in self.SETTINGS:
+            raise ValueError(f"setting={setting!r}; valid: {', '.join(self.SETTINGS)}")
+        attns = getattr(getattr(getattr(vae, "decoder", None), "mid_block", None), "attentions", None)
+        if not attns or attns[0] is None:
+            raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: decoder_attention is "
+                             "for AutoencoderKLWan")
+        self.proj, self.setting, self.seed = attns[0].proj, setting, seed
+
+    def __enter__(self):
+        self.saved = [t.detach().clone() for t in (self.proj.weight, self.proj.bias)]
+        with torch.no_grad():
+            if self.setting == "identity":
+                self.proj.weight.zero_()
+                self.proj.bias.zero_()
+            elif self.setting == "fresh":
+                fresh = torch.nn.Conv2d(self.proj.in_channels, self.proj.out_channels, 1)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    fresh.reset_parameters()
+                self.proj.weight.copy_(fresh.weight)
+                self.proj.bias.copy_(fresh.bias)
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            self.proj.weight.copy_(self.saved[0])
+            self.proj.bias.copy_(self.saved[1])
+        return False
+
+
+def attention_locality(vae, z: torch.Tensor, *, tile: int, overlap: int, near: float = 8.0, band: int = 4,
+                       settings: Sequence[str] = decoder_attention.SETTINGS, seed: int = 0) -> list[dict]:
+    """Is a tiled decode's error local to the seams?  Once per setting of the decoder's mid-block attention.
+
+    Each row compares a tiled decode (``tile``/``overlap`` latent px, linear blend) with the full decode *under
+    the same setting*: ``seam_concentration`` is the mean error within ``near`` px of a seam over the mean error
+    farther away (``vaestudy.compare``), with the max and mean error and the PSNR.  A decoder whose every layer
+    is a convolution changes a tile only near its borders; a global attention sees the whole tile in the tiled
+    decode and the whole frame in the full one, so it changes every pixel.
+    """
+    from vaestudy.compare import compare, seam_concentration
+
+    rows = []
+    for setting in settings:
+        with decoder_attention(vae, setting, seed):
+            ref = decode_full(vae, z)
+            res = decode_tiled(vae, z, tile=tile, overlap=overlap, blend="linear")
+        out = compare(ref.video, res.video, seams_y=res.extra["seams_y"], seams_x=res.extra["seams_x"], band=band)
+        rows.append({"attention": setting, "seam_concentration": seam_concentration(out["seam_bands"], near),
+                     "max_abs": out["max_abs"], "mean_abs": out["mean_abs"], "psnr_vs_full": out["psnr_db"],
+                     "tile": tile, "overlap": overlap, "weights": res.weights,
+                     "error_map": M.error_map(ref.video, res.video)})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # temporal chunking
 # ---------------------------------------------------------------------------------------------

@@ -41,10 +41,11 @@ def model_config(family: str, width: int, residual: bool = False) -> tuple[str, 
 
     ``residual`` (Wan only) turns on diffusers' ``is_residual`` blocks, the Wan 2.2 VAE's down/up blocks with a
     parameter-free space-to-channel shortcut around each resampling (AvgDown3D / DupUp3D).  Compression, latent
-    channels, causal convs, RMSNorm and the decoder's ``feat_cache`` protocol are those of Wan 2.1.  It trains
-    faster on CPU, but the model it gave leans on the decoder's mid-block attention (global over each frame's
-    latent grid), so a tiled decode differs from the full decode over whole tiles instead of at the seams; the
-    shipped ``wan2.1-tiny`` is therefore the plain Wan 2.1 layout.
+    channels, causal convs, RMSNorm and the decoder's ``feat_cache`` protocol are those of Wan 2.1.  It learns
+    faster on CPU.  Trained with the decoder's mid-block attention on, it leaned on that attention (global over
+    each frame's latent grid), and a tiled decode then differed from the full decode over whole tiles instead of
+    at the seams; the shipped ``wan2.1-tiny`` is therefore residual with ``--no-decoder-attention``
+    (:func:`freeze_decoder_attention`).
     """
     if family == "wan":
         cfg = {
@@ -80,6 +81,30 @@ def init_logvar_small(vae: torch.nn.Module) -> None:
     with torch.no_grad():
         conv.weight[half:] *= 0.1
         conv.bias[half:] = -6.0
+
+
+def freeze_decoder_attention(vae: torch.nn.Module) -> None:
+    """Make the decoder's mid-block attention the identity and keep it so (Wan only).
+
+    ``WanAttentionBlock`` returns ``proj(attention(norm(x))) + x``: with ``proj`` zeroed the block passes
+    ``x`` through, and no gradient reaches ``norm``/``to_qkv`` (nor ``proj``, which is frozen).  The model keeps the
+    diffusers class and config; only these weights are fixed.  Why: this attention is global over each frame's
+    latent grid, so a model that leans on it decodes a tile differently from the full frame everywhere, not only
+    near the seams (what we measured on a residual model trained with it).  Without it the decoder is purely
+    convolutional and tiling error stays local to the seams, as with the plain model.
+    """
+    attn = vae.decoder.mid_block.attentions[0]
+    with torch.no_grad():
+        attn.proj.weight.zero_()
+        attn.proj.bias.zero_()
+    attn.requires_grad_(False)
+
+
+def channels_last(vae: torch.nn.Module) -> None:
+    """Store every Conv3d weight channels-last, which oneDNN runs faster on CPU (``scripts/bench_train_step.py``)."""
+    for m in vae.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 def _wan_decode_unclamped(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -190,6 +215,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--residual", action="store_true",
                    help="Wan only: is_residual down/up blocks (Wan 2.2's shortcut blocks); trains faster, but see "
                         "model_config for what it does to tiling")
+    p.add_argument("--no-decoder-attention", action="store_true",
+                   help="zero and freeze the output projection of the decoder's mid-block attention, so it is the "
+                        "identity and the decoder is purely convolutional (see freeze_decoder_attention)")
     p.add_argument("--frames", type=int, default=None, help="frames per training crop (1 + 4k; default per family)")
     p.add_argument("--crop", type=int, default=48, help="training crop side (pixels, multiple of 8)")
     p.add_argument("--batch", type=int, default=2)
@@ -216,6 +244,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         model_config(a.family, a.width, a.residual)
     except ValueError as exc:
         p.error(f"--residual: {exc}")
+    if a.no_decoder_attention and a.family != "wan":
+        p.error(f"--no-decoder-attention applies to --family wan only (got --family {a.family}): "
+                "AutoencoderKLCogVideoX's decoder has no mid-block attention")
     if (a.frames - 1) % 4:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
@@ -228,7 +259,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _recipe(args) -> dict:
-    keys = ["family", "seed", "width", *(["residual"] if args.residual else []), "frames", "crop", "batch", "lr",
+    keys = ["family", "seed", "width", *(["residual"] if args.residual else []),
+            *(["no_decoder_attention"] if args.no_decoder_attention else []), "frames", "crop", "batch", "lr",
             "warmup", "steps", "first_frame_weight", "grad_weight", "kl_weight", "still_fraction", "max_shift",
             "bbb_scales", "ema"]
     return {"loss": "l1+mse+grad+latent_l2 (v2)", **{k: getattr(args, k) for k in keys}}
@@ -244,8 +276,12 @@ def train(args) -> Path:
     torch.manual_seed(args.seed)
     vae = build_model(cls_name, config).float().train()
     init_logvar_small(vae)
+    if args.no_decoder_attention:
+        freeze_decoder_attention(vae)
+    channels_last(vae)
     ema = {k: v.detach().clone() for k, v in vae.state_dict().items()}
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    trainable = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
     sched = WarmupCosine(args.warmup, args.steps, args.minutes * 60, args.max_wall_minutes * 60)
     step, cpu, wall, evals = 0, 0.0, 0.0, []
     if ckpt_path.exists() and not args.fresh:
@@ -369,6 +405,7 @@ def command_line(args) -> str:
              "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
              "--width", str(args.width), *(["--residual"] if args.residual else []),
+             *(["--no-decoder-attention"] if args.no_decoder_attention else []),
              "--frames", str(args.frames), "--crop", str(args.crop),
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
              "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
@@ -484,12 +521,15 @@ def model_card_markdown(card: dict) -> str:
                      "parameter-free space-to-channel\nshortcut around each resampling); compression, latent channels, "
                      "causal convolutions, RMSNorm and the\ndecoder's `feat_cache` protocol are those of Wan 2.1."
                      if card["config"].get("is_residual") else "")
+    attention_text = ("\nIts decoder's mid-block attention is frozen at the identity (output projection zero, "
+                      "`--no-decoder-attention`):\nthe decoder is purely convolutional, so tiling error stays near the "
+                      "seams (notebook 02, section 7)." if tr["recipe"].get("no_decoder_attention") else "")
     return f"""# {card["family"]}-tiny: an {card["diffusers_class"]} trained in-project on CPU
 
 A small model of the same diffusers class and compression (4x8x8, 16 latent channels) as the
 real `{card['family']}` VAE, trained from scratch on real footage so that quality numbers
 (tiling seams, chunk flicker) mean something without downloading hub weights.
-It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.2f} M parameters.{residual_text}
+It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.2f} M parameters.{residual_text}{attention_text}
 
 - Class and config: `{card['diffusers_class']}` `{cfg}`
 - Weights: `{card['weights_file']}`, {card['storage_dtype']} storage, {card['weights_bytes'] / 1e6:.2f} MB; load with
