@@ -14,8 +14,7 @@ import time
 
 import torch
 
-from vaestudy.embedded import build_model
-from vaestudy.train_tiny import channels_last, forward_train, init_logvar_small, loss_terms, model_config
+from vaestudy.train_tiny import init_model, model_config, train_step
 
 
 def main(argv=None) -> None:
@@ -35,21 +34,15 @@ def main(argv=None) -> None:
     models = {}
     for layout in ("contiguous", "channels-last"):
         torch.manual_seed(0)
-        vae = build_model(cls, cfg).float().train()
-        init_logvar_small(vae)
-        if layout == "channels-last":
-            channels_last(vae)
+        vae = init_model(cls, cfg, channels_last_weights=layout == "channels-last")
         models[layout] = (vae, torch.optim.AdamW(vae.parameters(), lr=1e-4))
     x = torch.rand(a.batch, 3, a.frames, a.crop, a.crop, generator=torch.Generator().manual_seed(0)) * 2 - 1
     times = {k: [] for k in models}
     for i in range(a.steps + 1):
         for layout, (vae, opt) in models.items():
             t0 = time.perf_counter()
-            rec, mean, logvar = forward_train(vae, "wan", x, torch.Generator().manual_seed(i))
-            loss = loss_terms(rec, x, mean, logvar, 3.0, 0.0, 1e-6)["total"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(vae, opt, "wan", x, torch.Generator().manual_seed(i), first_frame_weight=3.0, grad_weight=0.0,
+                       kl_weight=1e-6)
             if i:  # step 0 warms up oneDNN's kernel choice
                 times[layout].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}

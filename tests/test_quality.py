@@ -88,3 +88,7 @@ def test_attention_locality_rows(wan_clip):
     for r in rows:
         assert r["max_abs"] > 0 and r["seam_concentration"] > 0 and r["error_map"].shape == (32, 32)
     assert rows[0]["max_abs"] != rows[1]["max_abs"]  # random weights: the attention is not the identity
+    from vaestudy.decode import decode_full
+
+    given = Q.attention_locality(vae, z, tile=3, overlap=1, near=4, band=2, settings=("as loaded",), ref=decode_full(vae, z))
+    assert given[0]["max_abs"] == rows[0]["max_abs"]  # a full decode at hand stands for the "as loaded" one

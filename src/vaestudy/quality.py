@@ -16,7 +16,7 @@ import torch
 
 from vaestudy import metrics as M
 from vaestudy.decode import TilePlan, decode_chunked, decode_full, decode_single_pass, decode_tiled, framewise_groupnorm
-from vaestudy.decode.common import clear_vae_cache
+from vaestudy.decode.common import clear_vae_cache, decoder_mid_attention
 from vaestudy.decode.latent_blend import decode_tiled_grid, decode_window_grid
 from vaestudy.models import family_of, load_vae
 
@@ -139,11 +139,7 @@ class decoder_attention:
     def __init__(self, vae, setting: str, seed: int = 0) -> None:
         if setting not in self.SETTINGS:
             raise ValueError(f"setting={setting!r}; valid: {', '.join(self.SETTINGS)}")
-        attns = getattr(getattr(getattr(vae, "decoder", None), "mid_block", None), "attentions", None)
-        if not attns or attns[0] is None:
-            raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: decoder_attention is "
-                             "for AutoencoderKLWan")
-        self.proj, self.setting, self.seed = attns[0].proj, setting, seed
+        self.proj, self.setting, self.seed = decoder_mid_attention(vae).proj, setting, seed
 
     def __enter__(self):
         self.saved = [t.detach().clone() for t in (self.proj.weight, self.proj.bias)]
@@ -168,27 +164,28 @@ class decoder_attention:
 
 
 def attention_locality(vae, z: torch.Tensor, *, tile: int, overlap: int, near: float = 8.0, band: int = 4,
-                       settings: Sequence[str] = decoder_attention.SETTINGS, seed: int = 0) -> list[dict]:
+                       settings: Sequence[str] = decoder_attention.SETTINGS, seed: int = 0, ref=None) -> list[dict]:
     """Is a tiled decode's error local to the seams?  Once per setting of the decoder's mid-block attention.
 
     Each row compares a tiled decode (``tile``/``overlap`` latent px, linear blend) with the full decode *under
     the same setting*: ``seam_concentration`` is the mean error within ``near`` px of a seam over the mean error
     farther away (``vaestudy.compare``), with the max and mean error and the PSNR.  A decoder whose every layer
     is a convolution changes a tile only near its borders; a global attention sees the whole tile in the tiled
-    decode and the whole frame in the full one, so it changes every pixel.
+    decode and the whole frame in the full one, so it changes every pixel.  ``ref``: the full decode of the model
+    as loaded, when one is at hand (it stands for the "as loaded" setting's own).
     """
     from vaestudy.compare import compare, seam_concentration
 
     rows = []
     for setting in settings:
         with decoder_attention(vae, setting, seed):
-            ref = decode_full(vae, z)
+            full = ref if setting == "as loaded" and ref is not None else decode_full(vae, z)
             res = decode_tiled(vae, z, tile=tile, overlap=overlap, blend="linear")
-        out = compare(ref.video, res.video, seams_y=res.extra["seams_y"], seams_x=res.extra["seams_x"], band=band)
+        out = compare(full.video, res.video, seams_y=res.extra["seams_y"], seams_x=res.extra["seams_x"], band=band)
         rows.append({"attention": setting, "seam_concentration": seam_concentration(out["seam_bands"], near),
                      "max_abs": out["max_abs"], "mean_abs": out["mean_abs"], "psnr_vs_full": out["psnr_db"],
                      "tile": tile, "overlap": overlap, "weights": res.weights,
-                     "error_map": M.error_map(ref.video, res.video)})
+                     "error_map": M.error_map(full.video, res.video)})
     return rows
 
 

@@ -29,11 +29,19 @@ import numpy as np
 import torch
 
 from vaestudy import data
+from vaestudy.decode.common import decoder_mid_attention
 from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, baseline_scores, build_model, heldout_scores
 
 FAMILIES = {"wan": "wan2.1", "cogvideox": "cogvideox"}  # CLI name -> registry / EMBEDDED key
 HELDOUT = {"name": "bikes", "n": 8, "frames": 17, "size": (128, 128)}
 TEST_SUBSET = (4,)  # the held-out crop the fast tests re-evaluate (one 128x128x17 crop keeps them fast)
+
+
+# options that only AutoencoderKLWan has, and why: the one place parse_args and model_config check them against
+WAN_ONLY_OPTIONS = {
+    "residual": "diffusers' is_residual blocks exist in AutoencoderKLWan only",
+    "no_decoder_attention": "AutoencoderKLCogVideoX's decoder has no mid-block attention",
+}
 
 
 def model_config(family: str, width: int, residual: bool = False) -> tuple[str, dict]:
@@ -58,7 +66,7 @@ def model_config(family: str, width: int, residual: bool = False) -> tuple[str, 
         return "AutoencoderKLWan", cfg
     if family == "cogvideox":
         if residual:
-            raise ValueError("residual=True applies to family='wan' only (AutoencoderKLWan's is_residual)")
+            raise ValueError(f"residual=True applies to family='wan' only ({WAN_ONLY_OPTIONS['residual']})")
         return "AutoencoderKLCogVideoX", {
             "block_out_channels": [width, 2 * width, 4 * width, 4 * width], "latent_channels": 16,
             "layers_per_block": 1, "norm_num_groups": 8, "temporal_compression_ratio": 4,
@@ -93,7 +101,7 @@ def freeze_decoder_attention(vae: torch.nn.Module) -> None:
     near the seams (what we measured on a residual model trained with it).  Without it the decoder is purely
     convolutional and tiling error stays local to the seams, as with the plain model.
     """
-    attn = vae.decoder.mid_block.attentions[0]
+    attn = decoder_mid_attention(vae)
     with torch.no_grad():
         attn.proj.weight.zero_()
         attn.proj.bias.zero_()
@@ -105,6 +113,18 @@ def channels_last(vae: torch.nn.Module) -> None:
     for m in vae.modules():
         if isinstance(m, torch.nn.Conv3d):
             m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
+
+
+def init_model(cls_name: str, config: dict, *, no_decoder_attention: bool = False,
+               channels_last_weights: bool = True) -> torch.nn.Module:
+    """A fresh model ready to train (seed torch first): fp32, train mode, small posterior variance, the options."""
+    vae = build_model(cls_name, config).float().train()
+    init_logvar_small(vae)
+    if no_decoder_attention:
+        freeze_decoder_attention(vae)
+    if channels_last_weights:
+        channels_last(vae)
+    return vae
 
 
 def _wan_decode_unclamped(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -128,6 +148,18 @@ def forward_train(vae: torch.nn.Module, family: str, x: torch.Tensor, gen: torch
     z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
     rec = _wan_decode_unclamped(vae, z) if family == "wan" else vae._decode(z).sample
     return rec, mean, logvar
+
+
+def train_step(vae: torch.nn.Module, opt: torch.optim.Optimizer, family: str, x: torch.Tensor,
+               gen: torch.Generator, *, first_frame_weight: float, grad_weight: float, kl_weight: float):
+    """One optimiser step on batch ``x``: (reconstruction, loss terms, gradient norm before clipping to 1)."""
+    rec, mean, logvar = forward_train(vae, family, x, gen)
+    terms = loss_terms(rec, x, mean, logvar, first_frame_weight, grad_weight, kl_weight)
+    opt.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    gnorm = float(torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0))
+    opt.step()
+    return rec, terms, gnorm
 
 
 def loss_terms(rec: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
@@ -240,13 +272,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     for k, v in defaults[a.family].items():
         if getattr(a, k) is None:
             setattr(a, k, v)
-    try:  # model_config is the one place that knows which options a family takes
-        model_config(a.family, a.width, a.residual)
-    except ValueError as exc:
-        p.error(f"--residual: {exc}")
-    if a.no_decoder_attention and a.family != "wan":
-        p.error(f"--no-decoder-attention applies to --family wan only (got --family {a.family}): "
-                "AutoencoderKLCogVideoX's decoder has no mid-block attention")
+    for name, why in WAN_ONLY_OPTIONS.items():
+        if getattr(a, name) and a.family != "wan":
+            p.error(f"--{name.replace('_', '-')} applies to --family wan only (got --family {a.family}): {why}")
     if (a.frames - 1) % 4:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
@@ -274,11 +302,7 @@ def train(args) -> Path:
     ckpt_path = out / "last.pt"
 
     torch.manual_seed(args.seed)
-    vae = build_model(cls_name, config).float().train()
-    init_logvar_small(vae)
-    if args.no_decoder_attention:
-        freeze_decoder_attention(vae)
-    channels_last(vae)
+    vae = init_model(cls_name, config, no_decoder_attention=args.no_decoder_attention)
     ema = {k: v.detach().clone() for k, v in vae.state_dict().items()}
     trainable = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
@@ -358,12 +382,8 @@ def train(args) -> Path:
             g["lr"] = lr
         x = sampler.batch(step, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        rec, mean, logvar = forward_train(vae, args.family, x, gen)
-        terms = loss_terms(rec, x, mean, logvar, args.first_frame_weight, args.grad_weight, args.kl_weight)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0))
-        opt.step()
+        rec, terms, gnorm = train_step(vae, opt, args.family, x, gen, first_frame_weight=args.first_frame_weight,
+                                       grad_weight=args.grad_weight, kl_weight=args.kl_weight)
         step += 1
         with torch.no_grad():
             d = min(args.ema, (1 + step) / (10 + step))

@@ -85,6 +85,18 @@ def validate_latent(vae: torch.nn.Module, z: torch.Tensor) -> VAEFamily:
     return family
 
 
+def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
+    """The decoder's mid-block attention (``WanAttentionBlock``: ``proj(attention(norm(x))) + x``), global per frame.
+
+    A ValueError for a model without one (CogVideoX's decoder mid-block is convolutions only).
+    """
+    attns = getattr(getattr(getattr(vae, "decoder", None), "mid_block", None), "attentions", None)
+    if not attns or attns[0] is None:
+        raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: only AutoencoderKLWan's "
+                         "decoder has a mid-block attention")
+    return attns[0]
+
+
 def clear_vae_cache(vae: torch.nn.Module) -> None:
     """Drop any temporal cache a diffusers VAE keeps between calls."""
     if hasattr(vae, "clear_cache"):
