@@ -122,6 +122,59 @@ def test_sampler_batch_shape_and_range(sampler):
     assert d["clips"][1][2] == [120, 72, 88]
 
 
+def test_sampler_defaults_draw_the_crops_drawn_before_the_stride_options():
+    """Pinned sums of crops drawn before max_stride/stride_fraction existed: the shipped cards' recipes still hold."""
+    mixed = data.CropSampler({"carphone": (1.0, 0.5)}, ("astronaut", "brick"), frames=5, size=(32, 32), seed=3,
+                             still_fraction=0.5)
+    clips = data.CropSampler({"carphone": (1.0,)}, frames=17, size=(32, 32), seed=0, still_fraction=0.0)
+    old_mixed = [1638.3328, -1885.1781, -2250.3674, -2420.81, -4407.433, 548.5437, -1749.0679, -3920.8506]
+    old_clips = [-12918.8856, -6732.446, -14251.8737, -35462.0791, 2641.1065, -5806.9321, 49609.4041, -16576.1249]
+    for sampler, old in ((mixed, old_mixed), (clips, old_clips)):
+        got = [float(sampler.crop(i).double().sum()) for i in range(8)]
+        assert got == pytest.approx(old, abs=2e-3)
+
+
+def test_sampler_temporal_stride_options():
+    frames = 17
+    s = data.CropSampler({"carphone": (1.0,)}, frames=frames, size=(32, 32), seed=1, still_fraction=0.0,
+                         max_stride=4, stride_fraction=1.0)
+    specs = [s.crop_spec(i) for i in range(60)]
+    assert {sp["stride"] for sp in specs} == {2, 3, 4}  # every crop strided, each allowed stride drawn
+    src = s._clips[0][2]
+    for i in (0, 1, 2):  # the crop is the spec's frames, strided, flipped as it says
+        sp = specs[i]
+        ref = src[sp["start"]:sp["start"] + (frames - 1) * sp["stride"] + 1:sp["stride"],
+                  sp["top"]:sp["top"] + 32, sp["left"]:sp["left"] + 32]
+        ref = ref[::-1] if sp["reversed"] else ref
+        ref = ref[:, :, ::-1] if sp["flipped"] else ref
+        assert torch.equal(s.crop(i), torch.from_numpy(ref.copy()).permute(3, 0, 1, 2) * 2.0 - 1.0)
+    # carphone has 120 frames: a 17-frame crop fits strides up to 7, never more, however large max_stride is
+    wide = data.CropSampler({"carphone": (1.0,)}, frames=frames, size=(32, 32), still_fraction=0.0,
+                            max_stride=50, stride_fraction=1.0)
+    strides = {wide.crop_spec(i)["stride"] for i in range(200)}
+    assert max(strides) == 7 and min(strides) == 2
+    never = data.CropSampler({"carphone": (1.0,)}, frames=frames, size=(32, 32), still_fraction=0.0,
+                             max_stride=4, stride_fraction=0.0)
+    assert {never.crop_spec(i)["stride"] for i in range(30)} == {1}
+    assert s.describe()["max_stride"] == 4 and s.describe()["stride_fraction"] == 1.0
+
+
+def test_sampler_scene_cuts():
+    frames = 9
+    s = data.CropSampler({"carphone": (1.0, 0.5)}, ("astronaut",), frames=frames, size=(32, 32), seed=2,
+                         still_fraction=0.3, cut_fraction=1.0)
+    no_cut = data.CropSampler({"carphone": (1.0, 0.5)}, ("astronaut",), frames=frames, size=(32, 32), seed=2,
+                              still_fraction=0.3)
+    cuts = [s.crop_spec(i)["cut_at"] for i in range(40)]
+    assert min(cuts) >= 1 and max(cuts) <= frames - 1 and len(set(cuts)) > 3
+    for i in range(4):
+        sp, x = s.crop_spec(i), s.crop(i)
+        c = sp["cut_at"]
+        assert torch.equal(x[:, :c], no_cut.crop(i)[:, :c])  # before the cut: the crop drawn without cuts
+        assert not torch.equal(x[:, c:], no_cut.crop(i)[:, c:])  # from the cut on: the second draw
+    assert "cut_at" not in no_cut.crop_spec(0) and no_cut.describe()["cut_fraction"] == 0.0
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
@@ -129,6 +182,10 @@ def test_sampler_batch_shape_and_range(sampler):
         ({"stills": (), "still_fraction": 0.3}, ["still_fraction=0.3", "stills"]),
         ({"clips": {"carphone": (1.0,)}, "size": (200, 200), "still_fraction": 0.0}, ["size=(200, 200)", "carphone"]),
         ({"clips": {"carphone": (1.0,)}, "frames": 500, "still_fraction": 0.0}, ["frames=500"]),
+        ({"max_stride": 0}, ["max_stride=0", ">= 1"]),
+        ({"max_stride": 2.5}, ["max_stride=2.5", "integer"]),
+        ({"stride_fraction": -0.1}, ["stride_fraction=-0.1", "[0, 1]"]),
+        ({"cut_fraction": 2.0}, ["cut_fraction=2.0", "[0, 1]"]),
     ],
 )
 def test_sampler_bad_input(kwargs, words):

@@ -245,7 +245,10 @@ class CropSampler:
     when the sampler is built); ``stills`` are panned at up to ``max_shift`` pixels per frame in a
     random direction.  Crop ``i`` is a pure function of ``(seed, i)``: resuming at step ``s`` asks
     for the same crops an uninterrupted run would have seen.  Augmentations: random temporal
-    stride (1 or 2, clips only), time reversal and horizontal flip.
+    stride (clips only: with probability ``stride_fraction`` a stride drawn uniformly from
+    2..``max_stride`` among those the clip is long enough for, else 1; faster apparent motion),
+    time reversal, horizontal flip, and (``cut_fraction`` of crops) a scene cut to a second random crop at a
+    random frame.  The defaults (2, 0.3, 0) draw exactly the crops they always did.
     """
 
     def __init__(
@@ -259,6 +262,9 @@ class CropSampler:
         still_fraction: float = 0.25,
         still_scales: tuple[float, ...] = (0.5, 1.0),
         max_shift: float = 3.0,
+        max_stride: int = 2,
+        stride_fraction: float = 0.3,
+        cut_fraction: float = 0.0,
     ) -> None:
         self.frames, self.size, self.seed = int(frames), _check_size(size), int(seed)
         if not 0.0 <= still_fraction <= 1.0:
@@ -267,7 +273,14 @@ class CropSampler:
             raise ValueError(f"still_fraction={still_fraction} needs at least one name in stills (valid: {STILLS})")
         if still_fraction < 1 and not clips:
             raise ValueError(f"clips={clips!r} is empty but still_fraction={still_fraction} < 1 asks for clip crops")
+        if not isinstance(max_stride, (int, np.integer)) or isinstance(max_stride, bool) or max_stride < 1:
+            raise ValueError(f"max_stride={max_stride!r} must be an integer >= 1 (1: every source frame)")
+        for pname, v in (("stride_fraction", stride_fraction), ("cut_fraction", cut_fraction)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{pname}={v!r} must be in [0, 1]")
         self.still_fraction, self.max_shift = float(still_fraction), float(max_shift)
+        self.max_stride, self.stride_fraction = int(max_stride), float(stride_fraction)
+        self.cut_fraction = float(cut_fraction)
         h, w = self.size
         self._clips: list[tuple[str, float, np.ndarray]] = []
         for name, scales in clips.items():
@@ -294,37 +307,78 @@ class CropSampler:
             "clips": [(n, s, list(a.shape[:3])) for n, s, a in self._clips],
             "stills": [(n, s, list(a.shape[:2])) for n, s, a in self._stills],
             "still_fraction": self.still_fraction, "max_shift_px_per_frame": self.max_shift,
+            "max_stride": self.max_stride, "stride_fraction": self.stride_fraction, "cut_fraction": self.cut_fraction,
             "frames": self.frames, "size": list(self.size), "seed": self.seed,
         }
 
-    def crop(self, index: int) -> torch.Tensor:
-        """Training crop number ``index`` (deterministic in ``(seed, index)``)."""
+    def crop_spec(self, index: int) -> dict:
+        """Where training crop ``index`` comes from: source, scale, frames or camera path, flips.
+
+        Deterministic in ``(seed, index)``; :meth:`crop` cuts exactly this.  With ``cut_fraction > 0`` a crop
+        may hold a scene cut: frames from ``cut_at`` on come from a second, independent draw (``after_cut``).
+        """
         rng = np.random.default_rng([self.seed, int(index)])
+        spec = self._draw(rng)
+        if self.cut_fraction > 0 and rng.random() < self.cut_fraction:  # no draw at 0: older crops unchanged
+            spec["cut_at"] = int(rng.integers(1, self.frames))
+            spec["after_cut"] = self._draw(np.random.default_rng([self.seed, int(index), 1]))
+        return spec
+
+    def _draw(self, rng: np.random.Generator) -> dict:
         h, w = self.size
         t = self.frames
         if self._stills and (not self._clips or rng.random() < self.still_fraction):
-            _, _, img = self._stills[rng.integers(len(self._stills))]
+            k = int(rng.integers(len(self._stills)))
+            name, scale, img = self._stills[k]
             ang = rng.uniform(0, 2 * np.pi)
             mag = rng.uniform(0, self.max_shift)
             dy, dx = mag * np.sin(ang), mag * np.cos(ang)
             ih, iw = img.shape[:2]
             lo_y, lo_x = max(0.0, -dy * (t - 1)), max(0.0, -dx * (t - 1))
             hi_y, hi_x = ih - h - max(0.0, dy * (t - 1)) - 1, iw - w - max(0.0, dx * (t - 1)) - 1
-            origin = (rng.uniform(lo_y, hi_y), rng.uniform(lo_x, hi_x))
-            arr, _ = _pan(img, t, (h, w), origin, (dy, dx))
+            spec = {"kind": "still", "source": k, "name": name, "scale": scale,
+                    "origin": (float(rng.uniform(lo_y, hi_y)), float(rng.uniform(lo_x, hi_x))),
+                    "shift_per_frame": (float(dy), float(dx))}
         else:
-            _, _, frames = self._clips[rng.integers(len(self._clips))]
+            k = int(rng.integers(len(self._clips)))
+            name, scale, frames = self._clips[k]
             n, fh, fw = frames.shape[:3]
-            stride = 2 if (rng.random() < 0.3 and (t - 1) * 2 < n) else 1
-            start = rng.integers(0, n - (t - 1) * stride)
-            top, left = rng.integers(0, fh - h + 1), rng.integers(0, fw - w + 1)
-            arr = frames[start:start + (t - 1) * stride + 1:stride, top:top + h, left:left + w]
-        if rng.random() < 0.5:
-            arr = arr[::-1]
-        if rng.random() < 0.5:
-            arr = arr[:, :, ::-1]
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+            fits = (n - 1) // (t - 1) if t > 1 else self.max_stride  # largest stride this clip allows
+            top_stride = min(self.max_stride, fits)
+            stride = 1
+            if rng.random() < self.stride_fraction and top_stride >= 2:
+                # a second draw only when there is a choice, so max_stride=2 keeps the crops drawn before the option
+                stride = 2 if top_stride == 2 else int(rng.integers(2, top_stride + 1))
+            start = int(rng.integers(0, n - (t - 1) * stride))
+            top, left = int(rng.integers(0, fh - h + 1)), int(rng.integers(0, fw - w + 1))
+            spec = {"kind": "clip", "source": k, "name": name, "scale": scale, "start": start, "stride": stride,
+                    "top": top, "left": left}
+        spec["reversed"] = bool(rng.random() < 0.5)
+        spec["flipped"] = bool(rng.random() < 0.5)
+        return spec
+
+    def crop(self, index: int) -> torch.Tensor:
+        """Training crop number ``index`` (deterministic in ``(seed, index)``; see :meth:`crop_spec`)."""
+        spec = self.crop_spec(index)
+        arr = self._cut(spec)
+        if "cut_at" in spec:
+            arr = np.concatenate([arr[:spec["cut_at"]], self._cut(spec["after_cut"])[spec["cut_at"]:]])
         return torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous() * 2.0 - 1.0
+
+    def _cut(self, spec: dict) -> np.ndarray:
+        """The (frames, height, width, 3) float32 pixels in [0, 1] that one draw of :meth:`_draw` describes."""
+        h, w = self.size
+        t = self.frames
+        if spec["kind"] == "still":
+            arr, _ = _pan(self._stills[spec["source"]][2], t, (h, w), spec["origin"], spec["shift_per_frame"])
+        else:
+            frames, s0, st = self._clips[spec["source"]][2], spec["start"], spec["stride"]
+            arr = frames[s0:s0 + (t - 1) * st + 1:st, spec["top"]:spec["top"] + h, spec["left"]:spec["left"] + w]
+        if spec["reversed"]:
+            arr = arr[::-1]
+        if spec["flipped"]:
+            arr = arr[:, :, ::-1]
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
     def batch(self, step: int, batch_size: int) -> torch.Tensor:
         """Crops ``step*batch_size ... step*batch_size + batch_size - 1`` stacked: (B, 3, T, H, W)."""

@@ -219,7 +219,8 @@ def make_sampler(args) -> data.CropSampler:
     clips = {"bigbuckbunny": tuple(args.bbb_scales), "carphone": (1.0,)}
     return data.CropSampler(clips, data.STILLS if args.still_fraction > 0 else (), frames=args.frames,
                             size=(args.crop, args.crop), seed=args.seed, still_fraction=args.still_fraction,
-                            max_shift=args.max_shift)
+                            max_shift=args.max_shift, max_stride=args.max_stride,
+                            stride_fraction=args.stride_fraction, cut_fraction=args.cut_fraction)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -260,6 +261,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--kl-weight", type=float, default=1e-4)
     p.add_argument("--still-fraction", type=float, default=0.3)
     p.add_argument("--max-shift", type=float, default=3.0, help="max still pan speed (pixels/frame)")
+    p.add_argument("--max-stride", type=int, default=2,
+                   help="largest temporal stride of clip crops (faster apparent motion; see data.CropSampler)")
+    p.add_argument("--stride-fraction", type=float, default=0.3,
+                   help="share of clip crops taken at a stride of 2..--max-stride instead of 1")
+    p.add_argument("--cut-fraction", type=float, default=0.0,
+                   help="share of crops that hold a scene cut to a second random crop (see data.CropSampler)")
     p.add_argument("--bbb-scales", type=float, nargs="+", default=[0.25, 0.5])
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
@@ -279,6 +286,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
         p.error(f"--frames={a.frames}: CogVideoX decodes cleanly only 1 + 8k frames (9, 17, ...)")
+    if a.max_stride < 1:
+        p.error(f"--max-stride={a.max_stride} must be >= 1 (1: every source frame)")
+    for name in ("stride_fraction", "cut_fraction"):
+        if not 0.0 <= getattr(a, name) <= 1.0:
+            p.error(f"--{name.replace('_', '-')}={getattr(a, name)} must be in [0, 1]")
     if a.crop % 8 or a.crop < 8:
         p.error(f"--crop={a.crop} must be a positive multiple of 8")
     if a.out is None:
@@ -286,10 +298,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
+# recipe options added later, with the default that reproduces the runs from before them: a recipe (and a
+# card's command) names them only when they differ, so older checkpoints still resume and older cards still parse
+LATER_OPTIONS = {"residual": False, "no_decoder_attention": False, "max_stride": 2, "stride_fraction": 0.3,
+                 "cut_fraction": 0.0}
+
+
+def _later(args) -> list[str]:
+    return [k for k, default in LATER_OPTIONS.items() if getattr(args, k) != default]
+
+
 def _recipe(args) -> dict:
-    keys = ["family", "seed", "width", *(["residual"] if args.residual else []),
-            *(["no_decoder_attention"] if args.no_decoder_attention else []), "frames", "crop", "batch", "lr",
-            "warmup", "steps", "first_frame_weight", "grad_weight", "kl_weight", "still_fraction", "max_shift",
+    later = _later(args)
+    keys = ["family", "seed", "width", *[k for k in ("residual", "no_decoder_attention") if k in later],
+            "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight", "grad_weight", "kl_weight",
+            "still_fraction", "max_shift", *[k for k in ("max_stride", "stride_fraction", "cut_fraction") if k in later],
             "bbb_scales", "ema"]
     return {"loss": "l1+mse+grad+latent_l2 (v2)", **{k: getattr(args, k) for k in keys}}
 
@@ -430,7 +453,11 @@ def command_line(args) -> str:
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
              "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
              "--kl-weight", f"{args.kl_weight:g}", "--still-fraction", f"{args.still_fraction:g}",
-             "--max-shift", f"{args.max_shift:g}", "--bbb-scales", *[f"{s:g}" for s in args.bbb_scales],
+             "--max-shift", f"{args.max_shift:g}",
+             *(["--max-stride", str(args.max_stride)] if "max_stride" in _later(args) else []),
+             *(["--stride-fraction", f"{args.stride_fraction:g}"] if "stride_fraction" in _later(args) else []),
+             *(["--cut-fraction", f"{args.cut_fraction:g}"] if "cut_fraction" in _later(args) else []),
+             "--bbb-scales", *[f"{s:g}" for s in args.bbb_scales],
              "--ema", f"{args.ema:g}"]
     return shlex.join(parts)
 
@@ -529,6 +556,8 @@ def model_card_markdown(card: dict) -> str:
     still_text = (f"{d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a "
                   f"random camera path of up to {d['max_shift_px_per_frame']:g} px/frame." if d["still_fraction"] > 0
                   else "no `skimage.data` stills (still fraction 0).")
+    cut_text = (f", and a scene cut (frames from a random point on replaced by a second random crop) in "
+                f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
     evals = "\n".join(f"| {e['step']} | {e['wall_minutes']:.1f} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | "
                       f"{e['heldout_ssim']:.3f} |" for e in tr["periodic_evals"])
     per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
@@ -557,8 +586,8 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
-  {still_text}  Augmentation: temporal stride 1-2, time
-  reversal, horizontal flip.  `bikes` is never seen in training.
+  {still_text}  Augmentation: temporal stride 2-{d.get('max_stride', 2)} on
+  {100 * d.get('stride_fraction', 0.3):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
 - {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
