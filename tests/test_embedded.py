@@ -196,3 +196,22 @@ def test_cogvideox_chunked_decode_is_not_exact_on_trained_weights(models):
     with framewise_groupnorm(vae):  # per-frame statistics remove the dependence on the chunking
         err = compare(decode_single_pass(vae, z).video, decode_chunked(vae, z, chunk=2).video)["max_abs"]
     assert err <= 1e-4, err
+
+
+def test_heldout_frames_finds_a_cut_and_agrees_with_the_whole_clip_score(models):
+    from vaestudy.embedded import heldout_frames, video_scores
+
+    a, _ = data.still_with_camera_path("astronaut", 17, (32, 32), shift_per_frame=(0.0, 1.0))
+    b, _ = data.still_with_camera_path("brick", 17, (32, 32), shift_per_frame=(1.0, 0.0))
+    cut = torch.cat([a[:, :6], b[:, 6:]], dim=1)  # a scene cut between frames 5 and 6
+    vae = models("wan2.1")
+    (row,) = heldout_frames(vae, cut[None])
+    assert row["change_at"] == 6 and len(row["adjacent_ssim"]) == 16
+    assert row["psnr"].shape == row["bicubic_psnr"].shape == (17,)
+    # per-frame PSNRs are the whole-clip score taken apart: their MSEs average back to it
+    whole = video_scores(cut, reconstruct(vae, cut[None])[0])["psnr_db"]
+    assert -10 * np.log10(np.mean(10 ** (-row["psnr"] / 10))) == pytest.approx(whole, abs=1e-6)
+    (still,) = heldout_frames(vae, a[None])
+    assert still["adjacent_ssim"].min() > row["adjacent_ssim"].min()
+    with pytest.raises(ValueError, match=r"crops shape \(3, 17, 32, 32\)"):
+        heldout_frames(vae, cut)

@@ -360,12 +360,12 @@ class CropSampler:
     def crop(self, index: int) -> torch.Tensor:
         """Training crop number ``index`` (deterministic in ``(seed, index)``; see :meth:`crop_spec`)."""
         spec = self.crop_spec(index)
-        arr = self._cut(spec)
+        arr = self._pixels(spec)
         if "cut_at" in spec:
-            arr = np.concatenate([arr[:spec["cut_at"]], self._cut(spec["after_cut"])[spec["cut_at"]:]])
+            arr = np.concatenate([arr[:spec["cut_at"]], self._pixels(spec["after_cut"])[spec["cut_at"]:]])
         return torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous() * 2.0 - 1.0
 
-    def _cut(self, spec: dict) -> np.ndarray:
+    def _pixels(self, spec: dict) -> np.ndarray:
         """The (frames, height, width, 3) float32 pixels in [0, 1] that one draw of :meth:`_draw` describes."""
         h, w = self.size
         t = self.frames

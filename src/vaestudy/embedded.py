@@ -172,3 +172,25 @@ def baseline_scores(crops: torch.Tensor, factor: int = 8) -> dict:
 def heldout_scores(vae: torch.nn.Module, crops: torch.Tensor) -> dict:
     """Reconstruct each held-out crop (N, 3, T, H, W) alone; per-crop and mean PSNR (dB) / SSIM."""
     return _mean_scores([video_scores(crops[k], reconstruct(vae, crops[k:k + 1])[0]) for k in range(crops.shape[0])])
+
+
+def heldout_frames(vae: torch.nn.Module, crops: torch.Tensor) -> list[dict]:
+    """Where the held-out error sits in time: per crop (N, 3, T, H, W), one reconstruction and
+
+    ``psnr`` (dB, each reconstructed frame), ``bicubic_psnr`` (each frame of :func:`resize_baseline`, the
+    yardstick with no temporal compression), ``adjacent_ssim`` (the *source's* SSIM between frames t and t+1,
+    T - 1 values: a drop marks a scene cut or fast motion, ``004_*.txt``) and ``change_at`` (the first frame
+    after the source's largest change, ``argmin(adjacent_ssim) + 1``).
+    """
+    from vaestudy.metrics import adjacent_ssim
+
+    if crops.ndim != 5 or crops.shape[1] != 3 or crops.shape[2] < 2:
+        raise ValueError(f"crops shape {tuple(crops.shape)} must be (n, 3, frames >= 2, height, width)")
+    out = []
+    for k in range(crops.shape[0]):
+        src = crops[k]
+        adj = adjacent_ssim(src)
+        out.append({"psnr": psnr_per_frame(src, reconstruct(vae, crops[k:k + 1])[0]),
+                    "bicubic_psnr": psnr_per_frame(src, resize_baseline(crops[k:k + 1])[0]),
+                    "adjacent_ssim": adj, "change_at": int(np.argmin(adj)) + 1})
+    return out

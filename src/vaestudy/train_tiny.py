@@ -603,6 +603,8 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 - Test subset (crop {', '.join(str(i) for i in ho['test_subset']['indices'])}): PSNR {ho['test_subset']['psnr_db']:.2f} dB,
   SSIM {ho['test_subset']['ssim']:.3f} - what `tests/test_embedded.py` re-measures.
 - Protocol: {ho['protocol']}.  Crops from `vaestudy.data.eval_crops()`.{bicubic_text}
+- No separate validation clip exists offline: recipes (layout, augmentations) were chosen while looking at these
+  crops' scores and at the clip's motion and cuts, so read the number as optimistic for unseen footage.
 
 During training (EMA weights, fp32; periodic rows on crops 0, 2, 4, 6 only, the last row on all crops):
 
