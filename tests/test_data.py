@@ -206,3 +206,20 @@ def test_eval_crops_fixed_and_inside_the_clip():
         assert torch.equal(x[k], ref)
     with pytest.raises(ValueError, match="n=0"):
         data.eval_crops("carphone", n=0)
+
+
+def test_camera_path_fit_reads_position_along_the_true_path():
+    size, shift, origin = (32, 48), (0.5, 1.5), (60.0, 80.0)
+    video, _ = data.still_with_camera_path("astronaut", 9, size, shift, origin=origin)
+    fit = data.camera_path_fit(video, "astronaut", size, shift, origin=origin)
+    assert fit.tolist() == list(range(9))  # the exact video sits where its frames were rendered
+    frozen = video[:, :1].repeat(1, 9, 1, 1)
+    assert data.camera_path_fit(frozen, "astronaut", size, shift, origin=origin).tolist() == [0.0] * 9
+    half, _ = data.still_with_camera_path("astronaut", 9, size, (0.25, 0.75), origin=origin)  # half speed: lags
+    assert data.camera_path_fit(half, "astronaut", size, shift, origin=origin).tolist() == [t / 2 for t in range(9)]
+    default = data.still_with_camera_path("astronaut", 9, size, shift)[0]  # default origin: the same path's
+    assert data.camera_path_fit(default, "astronaut", size, shift).tolist() == list(range(9))
+    with pytest.raises(ValueError, match=r"size=\(32, 32\) does not match"):
+        data.camera_path_fit(video, "astronaut", (32, 32), shift)
+    with pytest.raises(ValueError, match="step=0"):
+        data.camera_path_fit(video, "astronaut", size, shift, step=0)

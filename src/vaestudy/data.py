@@ -201,6 +201,14 @@ def still_with_camera_path(
     ``origin=(top, left)`` places frame 0 (default: centre the whole path in the still).
     Sub-pixel shifts are interpolated bilinearly; whole-pixel shifts are exact copies.
     """
+    img, origin = _path_origin(name, frames, size, shift_per_frame, origin, scale)
+    arr, offsets = _pan(img, frames, _check_size(size), origin, tuple(float(v) for v in shift_per_frame))
+    video = torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous() * 2.0 - 1.0
+    return video, offsets.astype(np.float32)
+
+
+def _path_origin(name, frames, size, shift_per_frame, origin, scale) -> tuple[np.ndarray, tuple[float, float]]:
+    """(still, frame 0's window origin) of a camera path, every argument checked (see still_with_camera_path)."""
     h, w = _check_size(size)
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or frames < 1:
         raise ValueError(f"frames={frames!r} must be an integer >= 1")
@@ -222,9 +230,48 @@ def still_with_camera_path(
             f"origin={tuple(origin)} takes the path outside the {ih}x{iw} still: valid top {lo_y:g}..{hi_y:g}, "
             f"left {lo_x:g}..{hi_x:g}"
         )
-    arr, offsets = _pan(img, frames, (h, w), origin, (dy, dx))
-    video = torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous() * 2.0 - 1.0
-    return video, offsets.astype(np.float32)
+    return img, (float(origin[0]), float(origin[1]))
+
+
+def camera_path_fit(
+    video: torch.Tensor,
+    name: str,
+    size: tuple[int, int],
+    shift_per_frame: tuple[float, float],
+    *,
+    origin: tuple[float, float] | None = None,
+    scale: float = 1.0,
+    step: float = 0.25,
+    reach: float = 2.0,
+) -> np.ndarray:
+    """Where along its true camera path each frame of ``video`` is: (frames,) positions in frames.
+
+    ``video`` (3, T, H, W) in [-1, 1] is meant to be a processed copy (e.g. an encode -> decode) of
+    ``still_with_camera_path(name, T, size, shift_per_frame, origin=origin, scale=scale)``.  The still is
+    rendered exactly at positions ``-reach .. T - 1 + reach`` frames along the same path, every ``step``
+    frames (positions whose window would leave the still are skipped), and frame ``t`` gets the position
+    whose rendering it matches with the least mean squared error.  A faithful video gives ``t`` for
+    frame ``t``; a frozen one a constant; a lagging one less than ``t``.  Unlike phase correlation between
+    frames of the processed video itself, this compares against exact renderings, so detail the process
+    blurred away or added cannot pull the answer toward zero motion.
+    """
+    if video.ndim != 4 or video.shape[0] != 3:
+        raise ValueError(f"video shape {tuple(video.shape)} must be (3, frames, height, width)")
+    if tuple(video.shape[2:]) != tuple(size):
+        raise ValueError(f"size={tuple(size)} does not match the video's frames {tuple(video.shape[2:])}")
+    if not step > 0 or not reach >= 0:
+        raise ValueError(f"step={step!r} must be > 0 and reach={reach!r} >= 0")
+    frames = int(video.shape[1])
+    img, (oy, ox) = _path_origin(name, frames, size, shift_per_frame, origin, scale)
+    dy, dx = (float(v) for v in shift_per_frame)
+    h, w = _check_size(size)
+    ih, iw = img.shape[:2]
+    positions = [p for p in np.arange(-reach, frames - 1 + reach + step / 2, step)
+                 if 0 <= oy + p * dy <= ih - h - 1 and 0 <= ox + p * dx <= iw - w - 1]
+    frames_np = ((video.detach().to("cpu", torch.float32).clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).numpy()
+    renders = np.stack([_pan(img, 1, (h, w), (oy + p * dy, ox + p * dx), (0.0, 0.0))[0][0] for p in positions])
+    err = ((frames_np[:, None] - renders[None]) ** 2).mean(axis=(2, 3, 4))  # (T, candidates)
+    return np.asarray(positions, dtype=np.float64)[err.argmin(axis=1)]
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
