@@ -175,9 +175,9 @@ def heldout_scores(vae: torch.nn.Module, crops: torch.Tensor) -> dict:
 
 
 def heldout_frames(vae: torch.nn.Module, crops: torch.Tensor) -> list[dict]:
-    """Where the held-out error sits in time: per crop (N, 3, T, H, W), one reconstruction and
+    """Where in time the held-out error sits: one reconstruction per crop of ``crops`` (N, 3, T, H, W).
 
-    ``psnr`` (dB, each reconstructed frame), ``bicubic_psnr`` (each frame of :func:`resize_baseline`, the
+    Per crop: ``psnr`` (dB, each reconstructed frame), ``bicubic_psnr`` (each frame of :func:`resize_baseline`, the
     yardstick with no temporal compression), ``adjacent_ssim`` (the *source's* SSIM between frames t and t+1,
     T - 1 values: a drop marks a scene cut or fast motion, ``004_*.txt``) and ``change_at`` (the first frame
     after the source's largest change, ``argmin(adjacent_ssim) + 1``).
