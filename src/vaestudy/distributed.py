@@ -18,6 +18,7 @@ import traceback
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 TASKS = ("two-device", "split", "batch")
 
@@ -81,7 +82,7 @@ def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
     return split_worker(c, timeout_s=timeout_s)
 
 
-def worker_main(argv: list[str] | None = None) -> int:
+def worker_main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of each rank under torchrun: TASK CONFIG_JSON OUT_JSON [TIMEOUT_S]."""
     import torch.distributed as dist
 
@@ -98,10 +99,9 @@ def worker_main(argv: list[str] | None = None) -> int:
         os._exit(17)  # do not wait in destroy_process_group for peers that will never come
     dist.destroy_process_group()
     _exit_after_teardown()
-    return 0  # not reached
 
 
-def _exit_after_teardown() -> None:
+def _exit_after_teardown() -> NoReturn:
     """End a rank whose work is done and whose process group is destroyed, skipping interpreter finalisation.
 
     Once in a while (once in a full CI run here, not in 12 runs of the test alone) a gloo rank died of SIGABRT
@@ -234,4 +234,4 @@ def _tail(text: str, lines: int = 25) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    worker_main()

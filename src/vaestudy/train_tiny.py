@@ -305,16 +305,27 @@ LATER_OPTIONS = {"residual": False, "no_decoder_attention": False, "max_stride":
                  "cut_fraction": 0.0}
 
 
-def _later(args) -> list[str]:
-    return [k for k, default in LATER_OPTIONS.items() if getattr(args, k) != default]
+MODEL_OPTIONS, DATA_OPTIONS = ("residual", "no_decoder_attention"), ("max_stride", "stride_fraction", "cut_fraction")
+
+
+def _later(args, names) -> list[str]:
+    """Those of the later options ``names`` that this run sets away from their old default."""
+    return [k for k in names if getattr(args, k) != LATER_OPTIONS[k]]
+
+
+def _later_flags(args, names) -> list[str]:
+    """Command-line flags of the later options that differ from their defaults (a switch alone, else flag value)."""
+    out = []
+    for k in _later(args, names):
+        v = getattr(args, k)
+        out += [f"--{k.replace('_', '-')}"] + ([] if isinstance(v, bool) else [f"{v:g}"])
+    return out
 
 
 def _recipe(args) -> dict:
-    later = _later(args)
-    keys = ["family", "seed", "width", *[k for k in ("residual", "no_decoder_attention") if k in later],
+    keys = ["family", "seed", "width", *_later(args, MODEL_OPTIONS),
             "frames", "crop", "batch", "lr", "warmup", "steps", "first_frame_weight", "grad_weight", "kl_weight",
-            "still_fraction", "max_shift", *[k for k in ("max_stride", "stride_fraction", "cut_fraction") if k in later],
-            "bbb_scales", "ema"]
+            "still_fraction", "max_shift", *_later(args, DATA_OPTIONS), "bbb_scales", "ema"]
     return {"loss": "l1+mse+grad+latent_l2 (v2)", **{k: getattr(args, k) for k in keys}}
 
 
@@ -448,16 +459,12 @@ def command_line(args) -> str:
     parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
              "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
-             "--width", str(args.width), *(["--residual"] if args.residual else []),
-             *(["--no-decoder-attention"] if args.no_decoder_attention else []),
+             "--width", str(args.width), *_later_flags(args, MODEL_OPTIONS),
              "--frames", str(args.frames), "--crop", str(args.crop),
              "--batch", str(args.batch), "--lr", f"{args.lr:g}", "--warmup", str(args.warmup),
              "--first-frame-weight", f"{args.first_frame_weight:g}", "--grad-weight", f"{args.grad_weight:g}",
              "--kl-weight", f"{args.kl_weight:g}", "--still-fraction", f"{args.still_fraction:g}",
-             "--max-shift", f"{args.max_shift:g}",
-             *(["--max-stride", str(args.max_stride)] if "max_stride" in _later(args) else []),
-             *(["--stride-fraction", f"{args.stride_fraction:g}"] if "stride_fraction" in _later(args) else []),
-             *(["--cut-fraction", f"{args.cut_fraction:g}"] if "cut_fraction" in _later(args) else []),
+             "--max-shift", f"{args.max_shift:g}", *_later_flags(args, DATA_OPTIONS),
              "--bbb-scales", *[f"{s:g}" for s in args.bbb_scales],
              "--ema", f"{args.ema:g}"]
     return shlex.join(parts)
@@ -587,8 +594,8 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
-  {still_text}  Augmentation: temporal stride 2-{d.get('max_stride', 2)} on
-  {100 * d.get('stride_fraction', 0.3):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.  `bikes` is never seen in training.
+  {still_text}  Augmentation: temporal stride 2-{d.get('max_stride', LATER_OPTIONS['max_stride'])} on
+  {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
 - {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
