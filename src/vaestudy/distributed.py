@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from dataclasses import asdict
 from datetime import timedelta
@@ -197,6 +198,10 @@ def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_pat
     rank, world, backend = init(timeout_s)
     try:
         _run_and_write(task, cfg, timeout_s, out_path, rank, world, backend)
+    except BaseException:
+        # written before this rank tears its group down, so before any peer can fail *because of* this failure
+        Path(f"{out_path}.rank{rank}.error").write_text(f"{time.monotonic_ns()}\n{traceback.format_exc()}")
+        raise
     finally:
         dist.destroy_process_group()
     _exit_after_teardown()  # only after success: a failure above propagates to torch.multiprocessing as before
@@ -212,8 +217,22 @@ def launch_local(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.
 
     _config(task, cfg)
     out = Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-")) / "result.json"
-    mp.start_processes(_local_entry, args=(nproc, free_port(), task, cfg, str(out), timeout_s), nprocs=nproc,
-                       join=True, start_method=start_method)
+    try:
+        mp.start_processes(_local_entry, args=(nproc, free_port(), task, cfg, str(out), timeout_s), nprocs=nproc,
+                           join=True, start_method=start_method)
+    except mp.ProcessRaisedException as exc:
+        # torch.multiprocessing reports whichever failed rank it notices first; when one rank fails, its peers fail
+        # next (connection reset), so report the rank that failed first: the root cause
+        first = min(((int(f.read_text().split("\n", 1)[0]), f) for f in out.parent.glob("result.json.rank*.error")),
+                    default=None)
+        if first is None:
+            raise
+        rank = int(first[1].name.split(".rank")[1].split(".")[0])
+        if rank == exc.error_index:
+            raise
+        trace = first[1].read_text().split("\n", 1)[1]
+        raise mp.ProcessRaisedException(f"\n\n-- Process {rank} terminated with the following error:\n{trace}",
+                                        rank, None) from exc
     return json.loads(out.read_text())
 
 
