@@ -8,7 +8,8 @@ import torch
 
 from vaestudy.embedded import EMBEDDED, embedded_card
 from vaestudy.embedded import build_model
-from vaestudy.train_tiny import _recipe, command_line, forward_train, freeze_decoder_attention, model_config, parse_args
+from vaestudy.train_tiny import (_recipe, command_line, forward_train, freeze_decoder_attention, model_config, parse_args,
+                                 uses_long_crops)
 
 
 @pytest.mark.parametrize("family", sorted(EMBEDDED))
@@ -88,3 +89,61 @@ def test_data_options_enter_recipe_and_command_only_when_set(capsys):
         with pytest.raises(SystemExit):
             parse_args(["--family", "wan", *bad])
         assert words in capsys.readouterr().err
+
+
+def test_long_crop_options_enter_recipe_and_command_only_when_set(capsys):
+    assert "long_every" not in _recipe(parse_args(["--family", "wan"]))  # older recipes still resume
+    args = parse_args(["--family", "wan", "--frames", "9", "--long-frames", "17", "--long-every", "4"])
+    assert (_recipe(args)["long_frames"], _recipe(args)["long_every"]) == (17, 4)
+    assert _recipe(parse_args(shlex.split(command_line(args))[3:])) == _recipe(args)
+    assert [s for s in range(9) if uses_long_crops(s, 4)] == [3, 7]
+    assert not any(uses_long_crops(s, 0) for s in range(9))
+    for bad, words in ((["--long-frames", "17"], "set both or neither"),
+                       (["--long-frames", "15", "--long-every", "4"], "--long-frames=15 must be 1 + 4k"),
+                       (["--long-frames", "9", "--long-every", "4"], "more than --frames=9"),
+                       (["--long-frames", "17", "--long-every", "1"], "--long-every=1 must be >= 2")):
+        with pytest.raises(SystemExit):
+            parse_args(["--family", "wan", "--frames", "9", *bad])
+        assert words in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--family", "cogvideox", "--frames", "9", "--long-frames", "13", "--long-every", "2"])
+    assert "--long-frames=13 must be 1 + 8k" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """SIGTERM mid-run checkpoints; the same command resumes to bit-identical weights.  Also: every 2nd step
+    trains on the long crops, and the caller's signal handlers are back afterwards."""
+    import signal
+
+    from vaestudy import train_tiny
+
+    real_step, lengths, stop_after = train_tiny.train_step, [], []
+
+    def step(vae, opt, family, x, gen, **kw):
+        out = real_step(vae, opt, family, x, gen, **kw)
+        lengths.append(x.shape[2])
+        if len(lengths) in stop_after:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(train_tiny, "train_step", step)
+    argv = ["--family", "wan", "--width", "8", "--residual", "--frames", "5", "--long-frames", "9", "--long-every", "2",
+            "--crop", "16", "--batch", "1", "--steps", "4", "--warmup", "1", "--still-fraction", "0",
+            "--bbb-scales", "0.25", "--no-ship"]
+    before = signal.getsignal(signal.SIGTERM)
+    train_tiny.train(parse_args(argv + ["--out", str(tmp_path / "straight")]))
+    assert lengths == [5, 9, 5, 9] and signal.getsignal(signal.SIGTERM) is before
+
+    lengths.clear()
+    stop_after.append(2)
+    with pytest.raises(SystemExit):
+        train_tiny.train(parse_args(argv + ["--out", str(tmp_path / "resumed")]))
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["step"] == 2
+    train_tiny.train(parse_args(argv + ["--out", str(tmp_path / "resumed")]))
+    assert lengths == [5, 9, 5, 9] and signal.getsignal(signal.SIGTERM) is before
+
+    a, b = (torch.load(tmp_path / d / "last.pt", weights_only=False) for d in ("straight", "resumed"))
+    assert a["step"] == b["step"] == 4
+    for part in ("model", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    assert a["evals"][-1]["heldout_psnr_db"] == b["evals"][-1]["heldout_psnr_db"]

@@ -216,12 +216,18 @@ class WarmupCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
 
-def make_sampler(args) -> data.CropSampler:
+def make_sampler(args, frames: int | None = None) -> data.CropSampler:
+    """The run's crop sampler; ``frames`` overrides ``--frames`` (the long crops of ``--long-every``)."""
     clips = {"bigbuckbunny": tuple(args.bbb_scales), "carphone": (1.0,)}
-    return data.CropSampler(clips, data.STILLS if args.still_fraction > 0 else (), frames=args.frames,
+    return data.CropSampler(clips, data.STILLS if args.still_fraction > 0 else (), frames=frames or args.frames,
                             size=(args.crop, args.crop), seed=args.seed, still_fraction=args.still_fraction,
                             max_shift=args.max_shift, max_stride=args.max_stride,
                             stride_fraction=args.stride_fraction, cut_fraction=args.cut_fraction)
+
+
+def uses_long_crops(step: int, long_every: int) -> bool:
+    """Whether step ``step`` trains on ``--long-frames`` crops: every ``long_every``-th step (0: never)."""
+    return long_every > 0 and step % long_every == long_every - 1
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -268,6 +274,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of clip crops taken at a stride of 2..--max-stride instead of 1")
     p.add_argument("--cut-fraction", type=float, default=0.0,
                    help="share of crops that hold a scene cut to a second random crop (see data.CropSampler)")
+    p.add_argument("--long-frames", type=int, default=0,
+                   help="frames of the crops of every --long-every-th step (1 + 4k, more than --frames; 0: none): "
+                        "short crops train faster, long ones show the decoder the latent frames it decodes later")
+    p.add_argument("--long-every", type=int, default=0, help="every how many steps one trains on --long-frames crops")
     p.add_argument("--bbb-scales", type=float, nargs="+", default=[0.25, 0.5])
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
@@ -287,6 +297,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
     if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
         p.error(f"--frames={a.frames}: CogVideoX decodes cleanly only 1 + 8k frames (9, 17, ...)")
+    if bool(a.long_frames) != bool(a.long_every):
+        p.error(f"--long-frames={a.long_frames} and --long-every={a.long_every}: set both or neither")
+    if a.long_frames and ((a.long_frames - 1) % (8 if a.family == "cogvideox" else 4) or a.long_frames <= a.frames):
+        p.error(f"--long-frames={a.long_frames} must be 1 + {8 if a.family == 'cogvideox' else 4}k and more than "
+                f"--frames={a.frames}")
+    if a.long_every and a.long_every < 2:
+        p.error(f"--long-every={a.long_every} must be >= 2 (1 would be --frames {a.long_frames})")
     if a.max_stride < 1:
         p.error(f"--max-stride={a.max_stride} must be >= 1 (1: every source frame)")
     for name in ("stride_fraction", "cut_fraction"):
@@ -302,10 +319,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 # recipe options added later, with the default that reproduces the runs from before them: a recipe (and a
 # card's command) names them only when they differ, so older checkpoints still resume and older cards still parse
 LATER_OPTIONS = {"residual": False, "no_decoder_attention": False, "max_stride": 2, "stride_fraction": 0.3,
-                 "cut_fraction": 0.0}
+                 "cut_fraction": 0.0, "long_frames": 0, "long_every": 0}
 
 
-MODEL_OPTIONS, DATA_OPTIONS = ("residual", "no_decoder_attention"), ("max_stride", "stride_fraction", "cut_fraction")
+MODEL_OPTIONS = ("residual", "no_decoder_attention")
+DATA_OPTIONS = ("max_stride", "stride_fraction", "cut_fraction", "long_frames", "long_every")
 
 
 def _later(args, names) -> list[str]:
@@ -377,6 +395,7 @@ def train(args) -> Path:
 
     t0 = time.perf_counter()
     sampler = make_sampler(args)
+    long_sampler = make_sampler(args, args.long_frames) if args.long_every else None
     heldout, _ = data.eval_crops(HELDOUT["name"], HELDOUT["n"], HELDOUT["frames"], HELDOUT["size"])
     print(f"data ready in {time.perf_counter() - t0:.1f} s; {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
           f"params; training {args.family} to step {args.steps} within {args.minutes:g} CPU-min "
@@ -398,60 +417,63 @@ def train(args) -> Path:
 
     import signal
 
-    stop = []
-    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, checkpoint, exit: nothing is lost
-        signal.signal(sig, lambda num, frame: stop.append(num))
+    stop = []  # on SIGTERM/SIGINT: finish the step, checkpoint, exit; nothing is lost
+    handlers = {sig: signal.signal(sig, lambda num, frame: stop.append(num))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        last_ckpt, last_eval = wall, cpu
+        wall0 = time.perf_counter() - wall  # clocks of this process, offset by earlier segments
+        cpu0 = time.process_time() - cpu
 
-    last_ckpt, last_eval = wall, cpu
-    wall0 = time.perf_counter() - wall  # clocks of this process, offset by earlier segments
-    cpu0 = time.process_time() - cpu
+        def tick():
+            nonlocal cpu, wall
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
 
-    def tick():
-        nonlocal cpu, wall
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-
-    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout)
-    while budget_left() and not stop:
-        lr = args.lr * sched(step, cpu, wall)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x = sampler.batch(step, args.batch)
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        rec, terms, gnorm = train_step(vae, opt, args.family, x, gen, first_frame_weight=args.first_frame_weight,
-                                       grad_weight=args.grad_weight, kl_weight=args.kl_weight)
-        step += 1
-        with torch.no_grad():
-            d = min(args.ema, (1 + step) / (10 + step))
-            for k, v in vae.state_dict().items():
-                if v.dtype.is_floating_point:
-                    ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
-                else:
-                    ema[k].copy_(v)
-        tick()
-        train_psnr = -10 * math.log10(max(float(((rec.detach().clamp(-1, 1) - x) / 2).pow(2).mean()), 1e-12))
-        bar.update(1)
-        bar.set_postfix(loss=f"{terms['total'].item():.4f}", psnr=f"{train_psnr:.1f}", lr=f"{lr:.1e}",
-                        cpu_min=f"{cpu / 60:.1f}", wall_min=f"{wall / 60:.1f}")
-        if step % 25 == 0:
-            _log(out, {"step": step, "minutes": cpu / 60, "wall_minutes": wall / 60, "train_psnr_db": train_psnr, "grad_norm": gnorm,
-                       **{k: v.item() for k, v in terms.items()}, "lr": lr})
-        if cpu - last_eval >= args.eval_minutes * 60:
-            evaluate("periodic")
+        bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout)
+        while budget_left() and not stop:
+            lr = args.lr * sched(step, cpu, wall)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = (long_sampler if uses_long_crops(step, args.long_every) else sampler).batch(step, args.batch)
+            gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+            rec, terms, gnorm = train_step(vae, opt, args.family, x, gen, first_frame_weight=args.first_frame_weight,
+                                           grad_weight=args.grad_weight, kl_weight=args.kl_weight)
+            step += 1
+            with torch.no_grad():
+                d = min(args.ema, (1 + step) / (10 + step))
+                for k, v in vae.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                    else:
+                        ema[k].copy_(v)
             tick()
-            last_eval = cpu
-        if wall - last_ckpt >= args.ckpt_minutes * 60:
+            train_psnr = -10 * math.log10(max(float(((rec.detach().clamp(-1, 1) - x) / 2).pow(2).mean()), 1e-12))
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms['total'].item():.4f}", psnr=f"{train_psnr:.1f}", lr=f"{lr:.1e}",
+                            cpu_min=f"{cpu / 60:.1f}", wall_min=f"{wall / 60:.1f}")
+            if step % 25 == 0:
+                _log(out, {"step": step, "minutes": cpu / 60, "wall_minutes": wall / 60, "train_psnr_db": train_psnr,
+                           "grad_norm": gnorm, **{k: v.item() for k, v in terms.items()}, "lr": lr})
+            if cpu - last_eval >= args.eval_minutes * 60:
+                evaluate("periodic")
+                tick()
+                last_eval = cpu
+            if wall - last_ckpt >= args.ckpt_minutes * 60:
+                save()
+                last_ckpt = wall
+        bar.close()
+        if stop:
             save()
-            last_ckpt = wall
-    bar.close()
-    if stop:
+            print(f"stopped by signal at step {step}; checkpoint {ckpt_path} (resume with the same command)", flush=True)
+            sys.exit(0)
+        if args.no_ship:  # otherwise ship() measures the shipped weights on all crops
+            evaluate("final")
         save()
-        print(f"stopped by signal at step {step}; checkpoint {ckpt_path} (resume with the same command)", flush=True)
-        sys.exit(0)
-    if args.no_ship:  # otherwise ship() measures the shipped weights on all crops
-        evaluate("final")
-    save()
-    print(f"done: step {step}, {cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min -> {ckpt_path}", flush=True)
-    return ckpt_path
+        print(f"done: step {step}, {cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min -> {ckpt_path}", flush=True)
+        return ckpt_path
+    finally:  # the caller's handlers again (a test, or a notebook, that called train())
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
 
 
 def command_line(args) -> str:
@@ -566,6 +588,10 @@ def model_card_markdown(card: dict) -> str:
                   else "no `skimage.data` stills (still fraction 0).")
     cut_text = (f", and a scene cut (frames from a random point on replaced by a second random crop) in "
                 f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
+    r = tr["recipe"]
+    long_text = (f"\n  Every {r['long_every']}th step trains on {r['long_frames']}-frame crops drawn the same way instead, so "
+                 f"the causal decoder also\n  learns the latent frames it reaches only in longer clips."
+                 if r.get("long_every") else "")
     evals = "\n".join(f"| {e['step']} | {e['wall_minutes']:.1f} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | "
                       f"{e['heldout_ssim']:.3f} |" for e in tr["periodic_evals"])
     per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
@@ -595,7 +621,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
   {still_text}  Augmentation: temporal stride 2-{d.get('max_stride', LATER_OPTIONS['max_stride'])} on
-  {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.  `bikes` is never seen in training.
+  {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.{long_text}  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
 - {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
