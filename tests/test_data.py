@@ -175,6 +175,21 @@ def test_sampler_scene_cuts():
     assert "cut_at" not in no_cut.crop_spec(0) and no_cut.describe()["cut_fraction"] == 0.0
 
 
+def test_sampler_colour_orders():
+    kw = dict(frames=9, size=(32, 32), seed=3, still_fraction=0.3, cut_fraction=0.5)
+    s = data.CropSampler({"carphone": (1.0,)}, ("astronaut",), colour_fraction=1.0, **kw)
+    plain = data.CropSampler({"carphone": (1.0,)}, ("astronaut",), **kw)
+    orders = [tuple(s.crop_spec(i)["channels"]) for i in range(60)]
+    assert set(orders) == {(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)}  # never the identity
+    for i in range(4):  # the same crop as without the option (its draw comes last), channels reordered
+        sp = s.crop_spec(i)
+        assert {k: v for k, v in sp.items() if k != "channels"} == plain.crop_spec(i)
+        assert torch.equal(s.crop(i), plain.crop(i)[sp["channels"]])
+    half = data.CropSampler({"carphone": (1.0,)}, ("astronaut",), colour_fraction=0.5, **kw)
+    assert 15 < sum("channels" in half.crop_spec(i) for i in range(60)) < 45
+    assert "channels" not in plain.crop_spec(0) and s.describe()["colour_fraction"] == 1.0
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
@@ -186,6 +201,7 @@ def test_sampler_scene_cuts():
         ({"max_stride": 2.5}, ["max_stride=2.5", "integer"]),
         ({"stride_fraction": -0.1}, ["stride_fraction=-0.1", "[0, 1]"]),
         ({"cut_fraction": 2.0}, ["cut_fraction=2.0", "[0, 1]"]),
+        ({"colour_fraction": -0.5}, ["colour_fraction=-0.5", "[0, 1]"]),
     ],
 )
 def test_sampler_bad_input(kwargs, words):

@@ -77,15 +77,17 @@ def test_bad_arguments_name_the_parameter_and_what_is_valid(argv, message, capsy
 
 def test_data_options_enter_recipe_and_command_only_when_set(capsys):
     plain = parse_args(["--family", "wan"])
-    for name in ("max_stride", "stride_fraction", "cut_fraction"):  # older cards and checkpoints still parse
+    for name in ("max_stride", "stride_fraction", "cut_fraction", "colour_fraction"):  # older cards still parse
         assert name not in _recipe(plain) and f"--{name.replace('_', '-')}" not in command_line(plain)
-    args = parse_args(["--family", "wan", "--max-stride", "4", "--stride-fraction", "0.6", "--cut-fraction", "0.2"])
+    args = parse_args(["--family", "wan", "--max-stride", "4", "--stride-fraction", "0.6", "--cut-fraction", "0.2",
+                       "--colour-fraction", "0.5"])
     assert _recipe(args)["max_stride"] == 4 and _recipe(args)["stride_fraction"] == 0.6
-    assert _recipe(args)["cut_fraction"] == 0.2
+    assert _recipe(args)["cut_fraction"] == 0.2 and _recipe(args)["colour_fraction"] == 0.5
     again = parse_args(shlex.split(command_line(args))[3:])
     assert _recipe(again) == _recipe(args)
     for bad, words in ((["--max-stride", "0"], "--max-stride=0"), (["--stride-fraction", "1.5"], "--stride-fraction=1.5"),
-                       (["--cut-fraction", "-1"], "--cut-fraction=-1")):
+                       (["--cut-fraction", "-1"], "--cut-fraction=-1"),
+                       (["--colour-fraction", "2"], "--colour-fraction=2")):
         with pytest.raises(SystemExit):
             parse_args(["--family", "wan", *bad])
         assert words in capsys.readouterr().err

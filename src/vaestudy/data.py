@@ -15,6 +15,7 @@ Three more sources of frames live here:
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -285,6 +286,9 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
 # Seeded training crops and fixed held-out crops
 # ---------------------------------------------------------------------------------------------
 
+_OTHER_CHANNEL_ORDERS = [p for p in itertools.permutations(range(3)) if p != (0, 1, 2)]
+
+
 class CropSampler:
     """Seeded random training crops, (3, frames, height, width) in [-1, 1], from clips and moving stills.
 
@@ -294,8 +298,10 @@ class CropSampler:
     for the same crops an uninterrupted run would have seen.  Augmentations: random temporal
     stride (clips only: with probability ``stride_fraction`` a stride drawn uniformly from
     2..``max_stride`` among those the clip is long enough for, else 1; faster apparent motion),
-    time reversal, horizontal flip, and (``cut_fraction`` of crops) a scene cut to a second random crop at a
-    random frame.  The defaults (2, 0.3, 0) draw exactly the crops they always did.
+    time reversal, horizontal flip, (``cut_fraction`` of crops) a scene cut to a second random crop at a
+    random frame, and (``colour_fraction`` of crops) the RGB channels in one of the five other orders, so the
+    model cannot learn one footage's colour cast as a prior.  The defaults (2, 0.3, 0, 0) draw exactly the
+    crops they always did.
     """
 
     def __init__(
@@ -312,6 +318,7 @@ class CropSampler:
         max_stride: int = 2,
         stride_fraction: float = 0.3,
         cut_fraction: float = 0.0,
+        colour_fraction: float = 0.0,
     ) -> None:
         self.frames, self.size, self.seed = int(frames), _check_size(size), int(seed)
         if not 0.0 <= still_fraction <= 1.0:
@@ -322,12 +329,13 @@ class CropSampler:
             raise ValueError(f"clips={clips!r} is empty but still_fraction={still_fraction} < 1 asks for clip crops")
         if not isinstance(max_stride, (int, np.integer)) or isinstance(max_stride, bool) or max_stride < 1:
             raise ValueError(f"max_stride={max_stride!r} must be an integer >= 1 (1: every source frame)")
-        for pname, v in (("stride_fraction", stride_fraction), ("cut_fraction", cut_fraction)):
+        for pname, v in (("stride_fraction", stride_fraction), ("cut_fraction", cut_fraction),
+                         ("colour_fraction", colour_fraction)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{pname}={v!r} must be in [0, 1]")
         self.still_fraction, self.max_shift = float(still_fraction), float(max_shift)
         self.max_stride, self.stride_fraction = int(max_stride), float(stride_fraction)
-        self.cut_fraction = float(cut_fraction)
+        self.cut_fraction, self.colour_fraction = float(cut_fraction), float(colour_fraction)
         h, w = self.size
         self._clips: list[tuple[str, float, np.ndarray]] = []
         for name, scales in clips.items():
@@ -355,20 +363,23 @@ class CropSampler:
             "stills": [(n, s, list(a.shape[:2])) for n, s, a in self._stills],
             "still_fraction": self.still_fraction, "max_shift_px_per_frame": self.max_shift,
             "max_stride": self.max_stride, "stride_fraction": self.stride_fraction, "cut_fraction": self.cut_fraction,
-            "frames": self.frames, "size": list(self.size), "seed": self.seed,
+            "colour_fraction": self.colour_fraction, "frames": self.frames, "size": list(self.size), "seed": self.seed,
         }
 
     def crop_spec(self, index: int) -> dict:
         """Where training crop ``index`` comes from: source, scale, frames or camera path, flips.
 
         Deterministic in ``(seed, index)``; :meth:`crop` cuts exactly this.  With ``cut_fraction > 0`` a crop
-        may hold a scene cut: frames from ``cut_at`` on come from a second, independent draw (``after_cut``).
+        may hold a scene cut: frames from ``cut_at`` on come from a second, independent draw (``after_cut``);
+        with ``colour_fraction > 0``, ``channels`` (if present) is the order the whole crop's RGB channels take.
         """
         rng = np.random.default_rng([self.seed, int(index)])
         spec = self._draw(rng)
         if self.cut_fraction > 0 and rng.random() < self.cut_fraction:  # no draw at 0: older crops unchanged
             spec["cut_at"] = int(rng.integers(1, self.frames))
             spec["after_cut"] = self._draw(np.random.default_rng([self.seed, int(index), 1]))
+        if self.colour_fraction > 0 and rng.random() < self.colour_fraction:  # the last draw: the rest unchanged
+            spec["channels"] = list(_OTHER_CHANNEL_ORDERS[int(rng.integers(len(_OTHER_CHANNEL_ORDERS)))])
         return spec
 
     def _draw(self, rng: np.random.Generator) -> dict:
@@ -410,6 +421,8 @@ class CropSampler:
         arr = self._pixels(spec)
         if "cut_at" in spec:
             arr = np.concatenate([arr[:spec["cut_at"]], self._pixels(spec["after_cut"])[spec["cut_at"]:]])
+        if "channels" in spec:
+            arr = np.ascontiguousarray(arr[..., spec["channels"]])
         return torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous() * 2.0 - 1.0
 
     def _pixels(self, spec: dict) -> np.ndarray:

@@ -222,7 +222,8 @@ def make_sampler(args, frames: int | None = None) -> data.CropSampler:
     return data.CropSampler(clips, data.STILLS if args.still_fraction > 0 else (), frames=frames or args.frames,
                             size=(args.crop, args.crop), seed=args.seed, still_fraction=args.still_fraction,
                             max_shift=args.max_shift, max_stride=args.max_stride,
-                            stride_fraction=args.stride_fraction, cut_fraction=args.cut_fraction)
+                            stride_fraction=args.stride_fraction, cut_fraction=args.cut_fraction,
+                            colour_fraction=args.colour_fraction)
 
 
 def uses_long_crops(step: int, long_every: int) -> bool:
@@ -274,6 +275,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of clip crops taken at a stride of 2..--max-stride instead of 1")
     p.add_argument("--cut-fraction", type=float, default=0.0,
                    help="share of crops that hold a scene cut to a second random crop (see data.CropSampler)")
+    p.add_argument("--colour-fraction", type=float, default=0.0,
+                   help="share of crops whose RGB channels are reordered (no colour cast learnt as a prior)")
     p.add_argument("--long-frames", type=int, default=0,
                    help="frames of the crops of every --long-every-th step (1 + 4k, more than --frames; 0: none): "
                         "short crops train faster, long ones show the decoder the latent frames it decodes later")
@@ -306,7 +309,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--long-every={a.long_every} must be >= 2 (1 would be --frames {a.long_frames})")
     if a.max_stride < 1:
         p.error(f"--max-stride={a.max_stride} must be >= 1 (1: every source frame)")
-    for name in ("stride_fraction", "cut_fraction"):
+    for name in ("stride_fraction", "cut_fraction", "colour_fraction"):
         if not 0.0 <= getattr(a, name) <= 1.0:
             p.error(f"--{name.replace('_', '-')}={getattr(a, name)} must be in [0, 1]")
     if a.crop % 8 or a.crop < 8:
@@ -319,11 +322,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 # recipe options added later, with the default that reproduces the runs from before them: a recipe (and a
 # card's command) names them only when they differ, so older checkpoints still resume and older cards still parse
 LATER_OPTIONS = {"residual": False, "no_decoder_attention": False, "max_stride": 2, "stride_fraction": 0.3,
-                 "cut_fraction": 0.0, "long_frames": 0, "long_every": 0}
+                 "cut_fraction": 0.0, "colour_fraction": 0.0, "long_frames": 0, "long_every": 0}
 
 
 MODEL_OPTIONS = ("residual", "no_decoder_attention")
-DATA_OPTIONS = ("max_stride", "stride_fraction", "cut_fraction", "long_frames", "long_every")
+DATA_OPTIONS = ("max_stride", "stride_fraction", "cut_fraction", "colour_fraction", "long_frames", "long_every")
 
 
 def _later(args, names) -> list[str]:
@@ -588,6 +591,8 @@ def model_card_markdown(card: dict) -> str:
                   else "no `skimage.data` stills (still fraction 0).")
     cut_text = (f", and a scene cut (frames from a random point on replaced by a second random crop) in "
                 f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
+    cut_text += (f", and RGB channels reordered (one of the five other orders) in {100 * d['colour_fraction']:g}% of "
+                 "crops" if d.get("colour_fraction") else "")
     r = tr["recipe"]
     long_text = (f"\n  Every {r['long_every']}th step trains on {r['long_frames']}-frame crops drawn the same way instead, so "
                  f"the causal decoder also\n  learns the latent frames it reaches only in longer clips."
