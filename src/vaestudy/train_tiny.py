@@ -594,7 +594,7 @@ def model_card_markdown(card: dict) -> str:
     cut_text += (f", and RGB channels reordered (one of the five other orders) in {100 * d['colour_fraction']:g}% of "
                  "crops" if d.get("colour_fraction") else "")
     r = tr["recipe"]
-    long_text = (f"\n  Every {r['long_every']}th step trains on {r['long_frames']}-frame crops drawn the same way instead, so "
+    long_text = (f"\n  One step in {r['long_every']} trains on {r['long_frames']}-frame crops drawn the same way instead, so "
                  f"the causal decoder also\n  learns the latent frames it reaches only in longer clips."
                  if r.get("long_every") else "")
     evals = "\n".join(f"| {e['step']} | {e['wall_minutes']:.1f} | {e['minutes']:.1f} | {e['heldout_psnr_db']:.2f} | "
