@@ -2,8 +2,9 @@
 
 A small ``AutoencoderKLWan`` (causal convs, RMSNorm) or ``AutoencoderKLCogVideoX`` (GroupNorm),
 both 4x8x8 with 16 latent channels, trained on seeded random crops of bigbuckbunny and carphone
-(plus ``skimage.data`` stills panned by random camera paths; optionally faster motion by temporal stride and
-synthetic scene cuts, see ``data.CropSampler``), with ``bikes`` held out.  The run is
+(plus ``skimage.data`` stills panned by random camera paths; optionally faster motion by temporal stride,
+synthetic scene cuts and reordered colour channels, see ``data.CropSampler``), with ``bikes`` held out.  Crops
+may be short (``--frames``) with every K-th step on longer ones (``--long-frames``, ``--long-every``).  The run is
 resumable: a checkpoint (model, EMA, optimizer, scheduler, RNG state, step, CPU and wall time used) is
 written every ``--ckpt-minutes`` (and on SIGTERM/SIGINT) to a directory outside the git tree, and training
 crops are a pure function of (seed, step), so a resumed run sees what an uninterrupted one would have.
