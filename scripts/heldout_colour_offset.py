@@ -13,9 +13,10 @@ import argparse
 
 import numpy as np
 import torch
+from skimage.metrics import peak_signal_noise_ratio
 
 from vaestudy import data
-from vaestudy.embedded import EMBEDDED, embedded_card, load_embedded, reconstruct
+from vaestudy.embedded import EMBEDDED, _to_unit, embedded_card, load_embedded, reconstruct
 
 
 def main(argv=None) -> None:
@@ -33,13 +34,13 @@ def main(argv=None) -> None:
     for i in range(len(crops)):
         with torch.no_grad():
             out = reconstruct(vae, crops[i:i + 1])
-        err = (((out + 1) / 2).clamp(0, 1) - ((crops[i:i + 1] + 1) / 2).clamp(0, 1))[0]  # (3, T, H, W)
-        bias = err.mean(dim=(1, 2, 3))
-        mse, rest = float(err.pow(2).mean()), float((err - bias.view(3, 1, 1, 1)).pow(2).mean())
-        scored.append(-10 * np.log10(mse))
-        offset_free.append(-10 * np.log10(rest))
+        ref, test = _to_unit(crops[i]), _to_unit(out[0])  # (T, H, W, 3) in [0, 1], as the card scores them
+        bias = (test - ref).mean(axis=(0, 1, 2))
+        scored.append(peak_signal_noise_ratio(ref, test, data_range=1.0))
+        offset_free.append(peak_signal_noise_ratio(ref, test - bias, data_range=1.0))
+        share = 1 - 10 ** ((scored[-1] - offset_free[-1]) / 10)
         print(f"crop {i}: mean error R {bias[0]:+.4f} G {bias[1]:+.4f} B {bias[2]:+.4f}; PSNR {scored[-1]:.2f} dB, "
-              f"{offset_free[-1]:.2f} dB without it ({100 * (1 - rest / mse):.0f}% of the MSE)")
+              f"{offset_free[-1]:.2f} dB without it ({100 * share:.0f}% of the MSE)")
     print(f"mean over crops: {np.mean(scored):.2f} dB as scored (the card: {ho['psnr_db']:.2f}), "
           f"{np.mean(offset_free):.2f} dB without each crop's colour offset")
 
