@@ -103,6 +103,32 @@ def test_heldout_psnr_reproduces_the_model_card(family, models):
     assert np.mean([c["psnr_db"] for c in ho["per_crop"]]) == pytest.approx(ho["psnr_db"], abs=1e-2)
 
 
+def test_pooled_psnr_is_the_psnr_of_all_crops_together():
+    """The card's pooled PSNR equals skimage's PSNR over the crops concatenated, and sits below the mean of the
+    per-crop PSNRs when one crop is much easier than the other (the case it is there to expose)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from vaestudy.embedded import _mean_scores, _to_unit, video_scores
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1
+    test = ref + torch.randn(ref.shape, generator=g) * torch.tensor([0.01, 0.2]).view(2, 1, 1, 1, 1)
+    got = _mean_scores([video_scores(ref[k], test[k]) for k in range(2)])
+    whole = peak_signal_noise_ratio(np.concatenate([_to_unit(r) for r in ref]),
+                                    np.concatenate([_to_unit(t) for t in test]), data_range=1.0)
+    assert got["pooled_psnr_db"] == pytest.approx(whole, abs=1e-9)
+    assert got["pooled_psnr_db"] < got["psnr_db"] - 5
+
+
+def test_wan_card_states_its_pooled_psnr():
+    ho = embedded_card("wan2.1")["heldout"]
+    md = EMBEDDED["wan2.1"].card_md_path.read_text()
+    assert f"PSNR {ho['pooled_psnr_db']:.2f} dB; the yardstick's {ho['bicubic_x8']['pooled_psnr_db']:.2f} dB" in md
+    assert ho["pooled_psnr_db"] < ho["psnr_db"], "pooling weighs the hardest crops most"
+    per_mse = [10 ** (-c["psnr_db"] / 10) for c in ho["per_crop"]]  # consistent with the per-crop numbers
+    assert -10 * np.log10(np.mean(per_mse)) == pytest.approx(ho["pooled_psnr_db"], abs=1e-2)
+
+
 def test_bicubic_yardstick_in_the_wan_card_is_recomputed_from_the_crops():
     """The card's per-frame bicubic x8 reference (no model) is measured on the same crops, not typed in."""
     from vaestudy.embedded import baseline_scores, resize_baseline
@@ -113,6 +139,7 @@ def test_bicubic_yardstick_in_the_wan_card_is_recomputed_from_the_crops():
     assert [round(p["psnr_db"], 2) for p in got["per_crop"]] == ho["bicubic_x8"]["per_crop_psnr_db"]
     assert got["psnr_db"] == pytest.approx(ho["bicubic_x8"]["psnr_db"], abs=1e-3)
     assert f"scores {ho['bicubic_x8']['psnr_db']:.2f} dB" in EMBEDDED["wan2.1"].card_md_path.read_text()
+    assert got["pooled_psnr_db"] == pytest.approx(ho["bicubic_x8"]["pooled_psnr_db"], abs=1e-3)
     up = resize_baseline(crops[:1], 1)  # factor 1 changes nothing (up to float error)
     assert float((up - crops[:1]).abs().max()) < 1e-5
     with pytest.raises(ValueError, match=r"factor=3 must be a positive integer dividing height and width \(128, 128\)"):

@@ -159,8 +159,12 @@ def resize_baseline(video: torch.Tensor, factor: int = 8) -> torch.Tensor:
 
 
 def _mean_scores(per: list[dict]) -> dict:
+    """Mean over crops of :func:`video_scores`, plus ``pooled_psnr_db``: the PSNR of the MSE over all crops together
+    (crops of one size, so the mean of their MSEs), where the hardest crops weigh most and an easy one cannot lift
+    the score by itself."""
+    pooled_mse = np.mean([10.0 ** (-p["psnr_db"] / 10.0) for p in per])  # data range 1: MSE = 10^(-PSNR/10)
     return {"psnr_db": float(np.mean([p["psnr_db"] for p in per])), "ssim": float(np.mean([p["ssim"] for p in per])),
-            "per_crop": per}
+            "pooled_psnr_db": float(-10.0 * np.log10(pooled_mse)), "per_crop": per}
 
 
 def baseline_scores(crops: torch.Tensor, factor: int = 8) -> dict:
