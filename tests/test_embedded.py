@@ -120,9 +120,10 @@ def test_pooled_psnr_is_the_psnr_of_all_crops_together():
     assert got["pooled_psnr_db"] < got["psnr_db"] - 5
 
 
-def test_wan_card_states_its_pooled_psnr():
-    ho = embedded_card("wan2.1")["heldout"]
-    md = EMBEDDED["wan2.1"].card_md_path.read_text()
+@pytest.mark.parametrize("family", FAMILIES)
+def test_model_card_states_its_pooled_psnr(family):
+    ho = embedded_card(family)["heldout"]
+    md = EMBEDDED[family].card_md_path.read_text()
     assert f"PSNR {ho['pooled_psnr_db']:.2f} dB; the yardstick's {ho['bicubic_x8']['pooled_psnr_db']:.2f} dB" in md
     assert ho["pooled_psnr_db"] < ho["psnr_db"], "pooling weighs the hardest crops most"
     per_mse = [10 ** (-c["psnr_db"] / 10) for c in ho["per_crop"]]  # consistent with the per-crop numbers

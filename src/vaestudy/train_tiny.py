@@ -596,6 +596,8 @@ def model_card_markdown(card: dict) -> str:
                 f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
     cut_text += (f", and RGB channels reordered (one of the five other orders) in {100 * d['colour_fraction']:g}% of "
                  "crops" if d.get("colour_fraction") else "")
+    max_stride = d.get("max_stride", LATER_OPTIONS["max_stride"])
+    stride_range = "2" if max_stride == 2 else f"2-{max_stride}"
     r = tr["recipe"]
     long_text = (f"\n  One step in {r['long_every']} trains on {r['long_frames']}-frame crops drawn the same way instead, so "
                  f"the causal decoder also\n  learns the latent frames it reaches only in longer clips."
@@ -632,7 +634,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
-  {still_text}  Augmentation: temporal stride 2-{d.get('max_stride', LATER_OPTIONS['max_stride'])} on
+  {still_text}  Augmentation: temporal stride {stride_range} on
   {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.{long_text}  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
