@@ -239,7 +239,25 @@ def test_heldout_frames_finds_a_cut_and_agrees_with_the_whole_clip_score(models)
     # per-frame PSNRs are the whole-clip score taken apart: their MSEs average back to it
     whole = video_scores(cut, reconstruct(vae, cut[None])[0])["psnr_db"]
     assert -10 * np.log10(np.mean(10 ** (-row["psnr"] / 10))) == pytest.approx(whole, abs=1e-6)
+    assert row["colour"]["psnr_db"] == pytest.approx(whole, abs=1e-9)
+    assert row["colour"]["offset_free_psnr_db"] >= whole
     (still,) = heldout_frames(vae, a[None])
     assert still["adjacent_ssim"].min() > row["adjacent_ssim"].min()
     with pytest.raises(ValueError, match=r"crops shape \(3, 17, 32, 32\)"):
         heldout_frames(vae, cut)
+
+
+def test_colour_offset_tells_a_colour_cast_from_noise():
+    from vaestudy.embedded import colour_offset
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(3, 5, 16, 16, generator=g) - 0.5  # in [-0.5, 0.5]: no clamping below
+    cast = ref + torch.tensor([0.1, -0.04, 0.0]).view(3, 1, 1, 1)  # +0.05, -0.02, 0 in [0, 1] units
+    got = colour_offset(ref, cast)
+    assert got["offset"] == pytest.approx((0.05, -0.02, 0.0), abs=1e-6)
+    assert got["share"] == pytest.approx(1.0, abs=1e-6) and got["offset_free_psnr_db"] > 100
+    noise = torch.randn(ref.shape, generator=g) * 0.05
+    noisy = colour_offset(ref, ref + noise - noise.mean(dim=(1, 2, 3), keepdim=True))  # zero mean per channel
+    assert noisy["share"] < 1e-6 and noisy["offset_free_psnr_db"] == pytest.approx(noisy["psnr_db"], abs=1e-4)
+    both = colour_offset(ref, cast + noise)
+    assert 0.3 < both["share"] < 0.95 and both["offset_free_psnr_db"] > both["psnr_db"]

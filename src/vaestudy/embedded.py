@@ -139,6 +139,24 @@ def video_scores(ref: torch.Tensor, test: torch.Tensor) -> dict:
     return {"psnr_db": psnr, "ssim": ssim}
 
 
+def colour_offset(ref: torch.Tensor, test: torch.Tensor) -> dict:
+    """How much of ``test``'s error is one constant per RGB channel over the whole (3, T, H, W) clip (in [-1, 1]).
+
+    ``offset``: the mean error of R, G, B in [0, 1] units; ``psnr_db``: the clip's PSNR as :func:`video_scores`
+    scores it; ``offset_free_psnr_db``: the PSNR with that offset subtracted (an oracle: it uses the reference);
+    ``share``: the fraction of the MSE the offset explains.  A large share is a colour cast, e.g. the palette of
+    a small training set learnt as a prior, rather than lost detail.
+    """
+    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+
+    a, b = _to_unit(ref), _to_unit(test)
+    bias = (b - a).mean(axis=(0, 1, 2))
+    mse, mse_free = mean_squared_error(a, b), mean_squared_error(a, b - bias)
+    return {"offset": tuple(float(v) for v in bias), "psnr_db": float(peak_signal_noise_ratio(a, b, data_range=1.0)),
+            "offset_free_psnr_db": float(peak_signal_noise_ratio(a, b - bias, data_range=1.0)),
+            "share": float(1.0 - mse_free / mse) if mse > 0 else 0.0}
+
+
 @torch.no_grad()
 def resize_baseline(video: torch.Tensor, factor: int = 8) -> torch.Tensor:
     """Each frame bicubic-downscaled by ``factor`` (anti-aliased) and bicubic-upscaled back, clamped to [-1, 1].
@@ -183,8 +201,9 @@ def heldout_frames(vae: torch.nn.Module, crops: torch.Tensor) -> list[dict]:
 
     Per crop: ``psnr`` (dB, each reconstructed frame), ``bicubic_psnr`` (each frame of :func:`resize_baseline`, the
     yardstick with no temporal compression), ``adjacent_ssim`` (the *source's* SSIM between frames t and t+1,
-    T - 1 values: a drop marks a scene cut or fast motion, ``004_*.txt``) and ``change_at`` (the first frame
-    after the source's largest change, ``argmin(adjacent_ssim) + 1``).
+    T - 1 values: a drop marks a scene cut or fast motion, ``004_*.txt``), ``change_at`` (the first frame
+    after the source's largest change, ``argmin(adjacent_ssim) + 1``) and ``colour`` (:func:`colour_offset` of
+    the whole crop: how much of its error is a constant colour cast).
     """
     from vaestudy.metrics import adjacent_ssim
 
@@ -194,7 +213,8 @@ def heldout_frames(vae: torch.nn.Module, crops: torch.Tensor) -> list[dict]:
     for k in range(crops.shape[0]):
         src = crops[k]
         adj = adjacent_ssim(src)
-        out.append({"psnr": psnr_per_frame(src, reconstruct(vae, crops[k:k + 1])[0]),
+        rec = reconstruct(vae, crops[k:k + 1])[0]
+        out.append({"psnr": psnr_per_frame(src, rec),
                     "bicubic_psnr": psnr_per_frame(src, resize_baseline(crops[k:k + 1])[0]),
-                    "adjacent_ssim": adj, "change_at": int(np.argmin(adj)) + 1})
+                    "adjacent_ssim": adj, "change_at": int(np.argmin(adj)) + 1, "colour": colour_offset(src, rec)})
     return out
