@@ -147,14 +147,14 @@ def colour_offset(ref: torch.Tensor, test: torch.Tensor) -> dict:
     ``share``: the fraction of the MSE the offset explains.  A large share is a colour cast, e.g. the palette of
     a small training set learnt as a prior, rather than lost detail.
     """
-    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+    from skimage.metrics import peak_signal_noise_ratio
 
     a, b = _to_unit(ref), _to_unit(test)
     bias = (b - a).mean(axis=(0, 1, 2))
-    mse, mse_free = mean_squared_error(a, b), mean_squared_error(a, b - bias)
-    return {"offset": tuple(float(v) for v in bias), "psnr_db": float(peak_signal_noise_ratio(a, b, data_range=1.0)),
-            "offset_free_psnr_db": float(peak_signal_noise_ratio(a, b - bias, data_range=1.0)),
-            "share": float(1.0 - mse_free / mse) if mse > 0 else 0.0}
+    with np.errstate(divide="ignore"):  # identical clips: inf dB, as video_scores reports them
+        psnr, free = (float(peak_signal_noise_ratio(a, x, data_range=1.0)) for x in (b, b - bias))
+    share = 1.0 - 10.0 ** ((psnr - free) / 10.0) if np.isfinite(psnr) else 0.0  # 1 - MSE without / MSE with
+    return {"offset": tuple(float(v) for v in bias), "psnr_db": psnr, "offset_free_psnr_db": free, "share": share}
 
 
 @torch.no_grad()

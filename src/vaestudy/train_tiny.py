@@ -33,8 +33,10 @@ import torch
 from vaestudy import data
 from vaestudy.decode.common import decoder_mid_attention
 from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, baseline_scores, build_model, heldout_scores
+from vaestudy.models import get_family
 
 FAMILIES = {"wan": "wan2.1", "cogvideox": "cogvideox"}  # CLI name -> registry / EMBEDDED key
+FAMILY_LABELS = {"wan": "Wan", "cogvideox": "CogVideoX"}
 HELDOUT = {"name": "bikes", "n": 8, "frames": 17, "size": (128, 128)}
 TEST_SUBSET = (4,)  # the held-out crop the fast tests re-evaluate (one 128x128x17 crop keeps them fast)
 
@@ -297,15 +299,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, why in WAN_ONLY_OPTIONS.items():
         if getattr(a, name) and a.family != "wan":
             p.error(f"--{name.replace('_', '-')} applies to --family wan only (got --family {a.family}): {why}")
-    if (a.frames - 1) % 4:
-        p.error(f"--frames={a.frames} must be 1 + 4k (5, 9, 17, ...)")
-    if a.family == "cogvideox" and ((a.frames - 1) // 4) % 2:
-        p.error(f"--frames={a.frames}: CogVideoX decodes cleanly only 1 + 8k frames (9, 17, ...)")
+    step = get_family(FAMILIES[a.family]).frame_step  # the registry's rule: 1 + 4k (Wan), 1 + 8k (CogVideoX)
+    for name in ("frames", "long_frames"):
+        v = getattr(a, name)
+        if (v or name == "frames") and (v < 1 or (v - 1) % step):  # --long-frames 0: none
+            p.error(f"--{name.replace('_', '-')}={v} must be 1 + {step}k: {FAMILY_LABELS[a.family]} decodes cleanly only "
+                    f"1 + {step}k frames ({', '.join(map(str, range(1 + step, 2 + 3 * step, step)))}, ...)")
     if bool(a.long_frames) != bool(a.long_every):
         p.error(f"--long-frames={a.long_frames} and --long-every={a.long_every}: set both or neither")
-    if a.long_frames and ((a.long_frames - 1) % (8 if a.family == "cogvideox" else 4) or a.long_frames <= a.frames):
-        p.error(f"--long-frames={a.long_frames} must be 1 + {8 if a.family == 'cogvideox' else 4}k and more than "
-                f"--frames={a.frames}")
+    if a.long_frames and a.long_frames <= a.frames:
+        p.error(f"--long-frames={a.long_frames} must be more than --frames={a.frames}")
     if a.long_every and a.long_every < 2:
         p.error(f"--long-every={a.long_every} must be >= 2 (1 would be --frames {a.long_frames})")
     if a.max_stride < 1:
@@ -592,10 +595,10 @@ def model_card_markdown(card: dict) -> str:
     still_text = (f"{d['still_fraction'] * 100:.0f}% of crops are `skimage.data` stills ({', '.join(stills)}) panned by a "
                   f"random camera path of up to {d['max_shift_px_per_frame']:g} px/frame." if d["still_fraction"] > 0
                   else "no `skimage.data` stills (still fraction 0).")
-    cut_text = (f", and a scene cut (frames from a random point on replaced by a second random crop) in "
-                f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
-    cut_text += (f", and RGB channels reordered (one of the five other orders) in {100 * d['colour_fraction']:g}% of "
-                 "crops" if d.get("colour_fraction") else "")
+    more_augmentations = (f", and a scene cut (frames from a random point on replaced by a second random crop) in "
+                          f"{100 * d['cut_fraction']:g}% of crops" if d.get("cut_fraction") else "")
+    more_augmentations += (f", and RGB channels reordered (one of the five other orders) in "
+                           f"{100 * d['colour_fraction']:g}% of crops" if d.get("colour_fraction") else "")
     max_stride = d.get("max_stride", LATER_OPTIONS["max_stride"])
     stride_range = "2" if max_stride == 2 else f"2-{max_stride}"
     r = tr["recipe"]
@@ -606,14 +609,12 @@ def model_card_markdown(card: dict) -> str:
                       f"{e['heldout_ssim']:.3f} |" for e in tr["periodic_evals"])
     per = ", ".join(f"{p['psnr_db']:.2f}" for p in ho["per_crop"])
     cfg = json.dumps({k: v for k, v in card["config"].items() if k not in ("latents_mean", "latents_std")})
-    bic = ho.get("bicubic_x8")
+    bic = ho["bicubic_x8"]
     bicubic_text = (f"\n- Yardstick: each frame bicubic-downscaled x8 and back (`embedded.resize_baseline`; 1/64 of the values, "
                     f"no temporal\n  compression) scores {bic['psnr_db']:.2f} dB, SSIM {bic['ssim']:.3f} on the same crops "
-                    f"(per crop: {', '.join(f'{v:.2f}' for v in bic['per_crop_psnr_db'])} dB)." if bic else "")
+                    f"(per crop: {', '.join(f'{v:.2f}' for v in bic['per_crop_psnr_db'])} dB).")
     pooled_text = (f"\n- Pooled instead (the MSE of all crops together, so the hardest crops weigh most): PSNR "
-                   f"{ho['pooled_psnr_db']:.2f} dB" + (f"; the yardstick's {bic['pooled_psnr_db']:.2f} dB"
-                                                     if bic and "pooled_psnr_db" in bic else "") + "."
-                   if "pooled_psnr_db" in ho else "")
+                   f"{ho['pooled_psnr_db']:.2f} dB; the yardstick's {bic['pooled_psnr_db']:.2f} dB.")
     residual_text = ("\nIts down and up blocks are diffusers' `is_residual` variant (the Wan 2.2 VAE's blocks: a "
                      "parameter-free space-to-channel\nshortcut around each resampling); compression, latent channels, "
                      "causal convolutions, RMSNorm and the\ndecoder's `feat_cache` protocol are those of Wan 2.1."
@@ -635,7 +636,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
   {still_text}  Augmentation: temporal stride {stride_range} on
-  {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{cut_text}.{long_text}  `bikes` is never seen in training.
+  {100 * d.get('stride_fraction', LATER_OPTIONS['stride_fraction']):g}% of clip crops (else 1), time reversal, horizontal flip{more_augmentations}.{long_text}  `bikes` is never seen in training.
 - Loss: {tr['loss']}.
 - Optimiser: {tr['optimizer']}; batch {tr['recipe']['batch']}.
 - {tr['steps']} steps in {tr['cpu_minutes']:.1f} CPU-minutes on {tr['threads']} thread(s), {tr['wall_minutes']:.1f} wall
