@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh Linux machine with Python 3.11:
 #   make report   execute every notebook into build/ and export HTML into reports/
-#   make test     the test suite (package tests + every notebook under nbval), offline
+#   make test     the test suite (package tests + every notebook executed once and checked), offline
+#   make test-fast  the inner loop: pytest -m "not slow" (no notebook, rank or server)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -31,9 +32,12 @@ browser:
 	fi
 
 test: $(VENV)/.installed browser
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 report: $(VENV)/.installed
 	$(VENV)/bin/vaestudy report $(REPORT_ARGS)
 
-.PHONY: venv browser test report
+.PHONY: venv browser test test-fast report

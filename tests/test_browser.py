@@ -1,9 +1,9 @@
 """The report of the real notebooks, opened in headless Chromium (Playwright) as a reader would open it.
 
-One ``build_report(fast=True)`` per module into a temporary folder (it executes every notebook: minutes on a
-CPU), then index.html and every notebook page from file:// URLs, offline: each page loads with no console
-error, no page error and no request off file://; every figure has a size; tables render; the index links to
-every notebook page. Without /usr/bin/chromium the module is skipped, unless VAESTUDY_REQUIRE_BROWSER=1 (CI).
+The pages come from the session's one execution of every notebook (the ``suite`` fixture of tests/conftest.py,
+shared with test_notebooks.py). index.html and every notebook page are opened from file:// URLs, offline: each
+page loads with no console error, no page error and no request off file://; every figure has a size; tables
+render; the index links to every notebook page. Without /usr/bin/chromium the module is skipped, unless VAESTUDY_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import nbformat
 import pytest
 
-from vaestudy.report import build_report
-
-pytestmark = pytest.mark.slow  # minutes; still part of the plain `pytest` run (nothing deselects `slow`)
+pytestmark = pytest.mark.slow  # needs the executed notebooks; part of `make test`, not of the fast tier
 
 REPO = Path(__file__).resolve().parents[1]
 STEMS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -65,12 +62,12 @@ def _require_browser():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(suite):
+    """The pages of the session's one execution of every notebook (tests/conftest.py ``suite``)."""
     _require_browser()
-    out = tmp_path_factory.mktemp("report")
-    code = build_report(fast=True, root=REPO, out_dir=out)
-    assert code == 0, "some notebook failed; see the [report] lines in the captured stdout"
-    executed = {stem: nbformat.read(out / "build" / f"{stem}.ipynb", as_version=4) for stem in STEMS}
+    out, executed, summary = suite
+    failed = [f"{r['stem']}: {r['status']}" for r in summary["notebooks"] if not r["status"].startswith("ok")]
+    assert not failed, f"some notebooks failed: {failed}"
     return out, executed
 
 

@@ -43,26 +43,35 @@ def r2(x):
 
 
 # ---- 002: the headline numbers ---------------------------------------------------------
+def _row_480p():
+    label, h, w, _hw, b, mp4, lat, r, *_ = TABLE_002[2]
+    return C.storage_row(label, h, w, b, FPS_002, DCAE, pad="ceil"), b, mp4, lat, r
+
+
 def test_002_dcae_ratio_at_480p():
-    assert r2(C.storage_ratio(32, 32, 0.57, "fp16")) == 0.88
-    assert r1(0.57 * 32 ** 2) == 583.7  # the denominator 002 prints
-    assert r2(40.3 / 46.0) == 0.88  # 002's measured ratio
-    assert r2(C.codec_storage_ratio(DCAE, 0.57)) == 0.88
+    """002's headline R = 0.88 at 480p, three ways through the package: the closed form, the codec, the MB/min."""
+    row, b, mp4, lat, r = _row_480p()
+    assert r2(C.storage_ratio(32, 32, b, "fp16")) == r
+    assert r2(C.codec_storage_ratio(DCAE, b)) == r
+    assert (r1(row.mp4_mb_min), r1(row.latent_mb_min["fp16"])) == (mp4, lat)  # the note's measured MB/min
+    assert r2(row.latent_mb_min["fp16"] / row.mp4_mb_min) == r2(row.ratio["fp16"]) == r
 
 
 def test_002_compression_vs_raw():
     assert C.compression_vs_raw(32, 32, "fp16") == 48.0
     assert round(C.h264_compression_vs_raw(0.57)) == 42
-    assert r1(32 / 3) == 10.7  # channel expansion 3 -> 32
-    # "even t=2 would bring the ratio from 0.88 to 0.44"
+    # "even t=2 would bring the ratio from 0.88 to 0.44": R scales as 1/t
     assert r2(C.storage_ratio(32, 32, 0.57, "fp16", t=2)) == 0.44
+    assert C.storage_ratio(32, 32, 0.57, "fp16", t=2) == pytest.approx(C.storage_ratio(32, 32, 0.57, "fp16") / 2)
 
 
 def test_002_measured_sizes_headline():
-    # 002 says the latents are "~13% smaller" than the MP4; its own MB/min give 12.4 %,
-    # and its totals (812 vs 902 GB) give 10.0 %: the ~13 % does not follow from either.
-    assert round(100 * (1 - 40.3 / 46.0), 1) == 12.4
-    assert round(100 * (1 - 812 / 902), 1) == 10.0
+    # 002 says the latents are "~13% smaller" than the MP4. The package's 480p row (002's own inputs) gives 12.3 %;
+    # 002's rounded MB/min (40.3 vs 46.0) give 12.4 %: neither rounds to 13.
+    row, _b, mp4, lat, _r = _row_480p()
+    smaller_pct = 100 * (1 - row.latent_mb_min["fp16"] / row.mp4_mb_min)
+    assert round(smaller_pct, 1) == 12.3 and round(100 * (1 - r1(row.latent_mb_min["fp16"]) / r1(row.mp4_mb_min)), 1) == 12.4
+    assert round(smaller_pct) == 12
 
 
 def test_002_codec_table_dcae_rows():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import FP32_EXACT, assert_video_close
 from vaestudy import data
 from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, embedded_card, heldout_scores, load_embedded, reconstruct
 
@@ -167,15 +168,13 @@ def wan_latent(models):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3])
 def test_wan_chunked_decode_equals_full_decode(models, wan_latent, chunk):
-    from vaestudy.compare import compare
     from vaestudy.decode import decode_chunked, decode_full
 
     vae = models("wan2.1")
     ref = decode_full(vae, wan_latent).video
     res = decode_chunked(vae, wan_latent, chunk=chunk)
     assert res.exact
-    out = compare(ref, res.video)
-    assert out["max_abs"] <= 1e-5, out["max_abs"]  # float reassociation only (FINDINGS: 0.0 to ~3e-6)
+    assert_video_close(res.video, ref, atol=FP32_EXACT, what=f"trained Wan, chunk={chunk} vs full")  # reassociation only
 
 
 def test_wan_tiled_decode_error_sits_in_the_seam_bands(models):
@@ -222,8 +221,9 @@ def test_cogvideox_chunked_decode_is_not_exact_on_trained_weights(models):
     assert not chunked.exact
     assert compare(one_pass, chunked.video)["max_abs"] > 1e-3
     with framewise_groupnorm(vae):  # per-frame statistics remove the dependence on the chunking
-        err = compare(decode_single_pass(vae, z).video, decode_chunked(vae, z, chunk=2).video)["max_abs"]
-    assert err <= 1e-4, err
+        # 1e-4, not 1e-5: the trained model's activations are larger, and so is fp32's reassociation error
+        assert_video_close(decode_chunked(vae, z, chunk=2).video, decode_single_pass(vae, z).video, atol=1e-4,
+                           what="trained CogVideoX, chunks of 2 vs one pass, per-frame GroupNorm")
 
 
 def test_heldout_frames_finds_a_cut_and_agrees_with_the_whole_clip_score(models):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 requests = pytest.importorskip("requests")  # a dependency of jupyterlab_server
+pytestmark = pytest.mark.slow  # starts a JupyterLab server and a kernel per notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))

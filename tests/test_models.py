@@ -1,4 +1,4 @@
-import time
+import socket
 
 import pytest
 import torch
@@ -9,7 +9,7 @@ from vaestudy.models import FAMILIES, get_family, load_vae
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_registry_facts_match_the_tiny_model(name, tiny):
     """The registry's compression factors are what the real diffusers class produces."""
-    from conftest import latent_for
+    from conftest import assert_bit_equal, latent_for
 
     fam = get_family(name)
     vae = tiny(name)
@@ -49,15 +49,17 @@ def test_bad_input_names_the_parameter(call, param):
 def test_pretrained_offline_fails_fast_with_instructions(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
-    t = time.perf_counter()
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"offline mode opened a connection: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)  # fails fast: not a single connection attempt
     with pytest.raises(OSError, match="huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
         load_vae("wan2.1", weights="pretrained")
-    assert time.perf_counter() - t < 30
 
 
 def test_pretrained_loads_from_a_local_directory(tiny, tmp_path):
     """The real from_pretrained path, offline: save a model, load it back, same outputs."""
-    from conftest import latent_for
+    from conftest import assert_bit_equal, latent_for
 
     src = tiny("wan2.1")
     src.save_pretrained(tmp_path / "vae")
@@ -65,7 +67,10 @@ def test_pretrained_loads_from_a_local_directory(tiny, tmp_path):
     assert back.weights_source == "pretrained"
     z = latent_for(src, 2, 2)
     with torch.no_grad():
-        assert torch.equal(src.decode(z).sample, back.decode(z).sample)
+        # proof of bit equality: save_pretrained/from_pretrained round-trip fp32 weights byte for byte (safetensors),
+        # so both decodes run the same kernels on the same inputs in one process
+        assert_bit_equal(back.decode(z).sample, src.decode(z).sample, what="reloaded vs saved model",
+                         proof="identical weights, input, kernels and thread count")
     with pytest.raises(ValueError, match="path="):
         load_vae("wan2.1", weights="pretrained", path=tmp_path / "missing")
 

@@ -7,6 +7,7 @@ run with an error naming it.
 """
 
 import math
+import statistics
 import threading
 import time
 
@@ -122,6 +123,8 @@ def test_split_plan_and_assembly():
 
 
 # ---- two ranks --------------------------------------------------------------------------------
+@pytest.mark.slow  # starts ranks
+
 def test_two_device_backpressure_two_ranks():
     rec = launch_local("two-device", {"windows": 3, "window": 5, "size": [16, 16], "fps": 20.0, "clip": "random",
                                       "send_queue": 1, "recv_queue": 1, "send_policy": "block",
@@ -138,6 +141,8 @@ def test_two_device_backpressure_two_ranks():
     assert rec["budget"]["total"] > 0 and math.isfinite(rec["median"]["transfer_s"])
 
 
+@pytest.mark.slow  # starts ranks
+
 def test_two_device_drop_policy_two_ranks():
     rec = launch_local("two-device", {"windows": 10, "window": 5, "size": [16, 16], "fps": 50.0, "clip": "random",
                                       "send_queue": 1, "recv_queue": 1, "send_policy": "drop", "window_queue": 1,
@@ -149,6 +154,8 @@ def test_two_device_drop_policy_two_ranks():
     assert rec["queues"]["send queue"]["dropped"] + rec["queues"]["window buffer"]["dropped"] == len(dropped)
     assert all(q["max_depth"] <= q["capacity"] for q in rec["queues"].values())
 
+
+@pytest.mark.slow  # starts ranks
 
 def test_split_decode_two_ranks_matches_one_process():
     # spawn, not fork: the reference is also timed with 2 threads, and a forked child that uses more than one
@@ -162,21 +169,26 @@ def test_split_decode_two_ranks_matches_one_process():
     # so the receptive-field halo covers it and must be exact; a narrower one would only be approximate
     rf = rows["rf99"]
     assert rf["halo"] == min(rec["rf"]["rf99"], 4)
-    if rf["covers_latent"]:
-        assert rf["max_abs"] <= SPLIT_TOL
+    assert rf["covers_latent"] and rf["max_abs"] <= SPLIT_TOL
     assert rows["0"]["max_abs"] > 1e-2 and rows["2"]["max_abs"] > SPLIT_TOL  # the seam is real below that
     assert rows["2"]["max_abs"] < rows["0"]["max_abs"]
-    assert all(r["speedup"] > 0 for r in rec["rows"])
+    for r in rec["rows"]:  # speed-up: the one-process reference time over the median split time, per halo
+        assert r["speedup"] == pytest.approx(statistics.median(rec["single_s"]) / statistics.median(r["total_s"]))
 
+
+@pytest.mark.slow  # starts ranks
 
 def test_failing_rank_ends_run_with_error():
     from torch.multiprocessing import ProcessRaisedException
 
+    timeout_s = 300
     t = time.perf_counter()
     with pytest.raises(ProcessRaisedException, match="injected failure on rank 1"):
-        launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1}, timeout_s=60)
-    assert time.perf_counter() - t < 50  # the surviving rank is stopped, not left waiting for a timeout
+        launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1}, timeout_s=timeout_s)
+    assert time.perf_counter() - t < timeout_s  # the surviving rank is stopped, not left waiting for its timeout
 
+
+@pytest.mark.slow  # starts ranks
 
 def test_cli_stream_failure_names_rank(capsys):
     """The torchrun path: rank 1 fails, torchrun stops rank 0, the CLI reports rank 1 and returns 1."""
@@ -184,22 +196,24 @@ def test_cli_stream_failure_names_rank(capsys):
 
     t = time.perf_counter()
     code = main(["stream", "two-device", "--fail-rank", "1", "--windows", "1", "--size", "16x16", "--clip", "random",
-                 "--timeout", "60", "--deadline", "120"])
+                 "--timeout", "300", "--deadline", "600"])
     err = capsys.readouterr().err
     assert code == 1
     assert "failed on rank 1" in err and "injected failure" in err
-    assert time.perf_counter() - t < 120
+    assert time.perf_counter() - t < 300  # ended by the failure, not by rank 0's collective timeout
 
+
+@pytest.mark.slow  # starts ranks
 
 def test_hung_rank_times_out_instead_of_hanging():
     """A rank that stops answering: the other rank's collective times out (timeout_s=3) and the run ends."""
     from torch.multiprocessing import ProcessRaisedException
 
-    t = time.perf_counter()
     with pytest.raises(ProcessRaisedException, match="(?i)timed? ?out|timeout"):
         launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1, "fail_mode": "hang"}, timeout_s=3)
-    assert time.perf_counter() - t < 45
 
+
+@pytest.mark.slow  # starts ranks
 
 def test_two_device_cogvideox_windows_two_ranks():
     """CogVideoX streams in even chunks after an odd first one; windows of 9 frames decode to 9 frames each."""

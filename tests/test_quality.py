@@ -39,14 +39,15 @@ def test_chunking_compare_scores_all_at_the_same_boundaries(wan_clip):
     cache = rows[2]
     assert math.isinf(cache["psnr_vs_full"]) or cache["psnr_vs_full"] > 90  # Wan: the stream is the full decode
     assert all(r["boundaries"] == [5] for r in rows)  # the jump after frame 0 is reported apart
-    assert all(r["first_jump_ratio"] > 0 for r in rows)
+    assert all(math.isfinite(r["first_jump_ratio"]) and r["first_jump_ratio"] > 0 for r in rows)  # a defined ratio
     assert cache["first_frame_s"] <= cache["seconds"]
 
 
 def test_streaming_timeline(wan_clip):
     vae, _, z = wan_clip
     tl = Q.streaming_timeline(vae, z, repeats=1)
-    assert tl["frames"] == [1, 4, 4] and tl["ttff_min_s"] > 0 and tl["full_min_s"] > 0
+    # the first chunk is 1 of 9 frames: it is out before the one-call decode of all 9 has finished (same run)
+    assert tl["frames"] == [1, 4, 4] and 0 < tl["ttff_min_s"] < tl["full_min_s"]
 
 
 def test_groupnorm_effect_cogvideox(tiny):

@@ -12,6 +12,8 @@ from vaestudy import report
 from vaestudy.plots import FIGURE_FORMATS_ENV
 from vaestudy.report import build_report, effective_parameters
 
+pytestmark = pytest.mark.slow  # every test starts a kernel (papermill)
+
 PLOT = "import matplotlib.pyplot as plt\n%matplotlib inline\nfrom vaestudy.plots import use_style\nuse_style()"
 
 
@@ -157,3 +159,34 @@ def test_a_cell_that_times_out_is_retried_once_then_fails_the_notebook(tmp_path,
     assert _index_row(index, "01_flaky")[1].startswith("ok (attempt 2; 1 earlier attempt(s) timed out after 3 s")
     assert _index_row(index, "02_stuck")[1].startswith("FAILED: every attempt (2) timed out after 3 s")
     assert "ran" in (tmp_path / "out" / "reports" / "01_flaky.html").read_text()
+
+
+def test_kernels_draw_inline_whatever_the_callers_mplbackend(tmp_path, monkeypatch):
+    """Headless servers set MPLBACKEND=Agg; ipykernel then never installs the inline backend, every plt.show()
+    draws nothing and every figure stays open. The report's kernels always get the inline backend, and a widget
+    cell (ipywidgets.interactive over a plotting function) runs to the end headless."""
+    root, out = _checkout(tmp_path), tmp_path / "out"
+    _nb(root / "notebooks" / "01_widget.ipynb", [
+        "import matplotlib.pyplot as plt\nimport ipywidgets as widgets\nimport matplotlib\nprint(matplotlib.get_backend())",
+        "def show(n=3):\n    plt.plot(range(n)); plt.show()\n    print('n =', n)\n"
+        "display(widgets.interactive(show, n=widgets.IntSlider(value=3, min=1, max=9)))",
+        "show(4)",
+    ])
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert build_report(root=root, out_dir=out) == 0
+    assert os.environ["MPLBACKEND"] == "Agg"  # the caller's environment is restored
+    nb = nbf.read(out / "build" / "01_widget.ipynb", as_version=4)
+    first = next(c for c in nb.cells if "get_backend" in c.source)
+    assert "".join(o.get("text", "") for o in first.outputs).strip() == report.INLINE_BACKEND
+    assert list((out / "figures").glob("01_widget_*.png"))  # the figures exist
+
+
+def test_a_notebook_that_shows_figures_but_holds_none_fails(tmp_path, capsys):
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_agg.ipynb", [
+        "import matplotlib\nmatplotlib.use('Agg')  # forced off the inline backend inside the notebook\n"
+        "import matplotlib.pyplot as plt",
+        "plt.plot([0, 1]); plt.show()",
+    ])
+    assert build_report(root=root, out_dir=tmp_path / "out") == 1
+    assert "call plt.show() but the notebook holds no figure" in capsys.readouterr().out

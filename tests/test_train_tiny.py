@@ -112,6 +112,8 @@ def test_long_crop_options_enter_recipe_and_command_only_when_set(capsys):
     assert "--long-frames=13 must be 1 + 8k" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # four training steps, twice, plus an eval
+
 def test_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """SIGTERM mid-run checkpoints; the same command resumes to bit-identical weights.  Also: every 2nd step
     trains on the long crops, and the caller's signal handlers are back afterwards."""

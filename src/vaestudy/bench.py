@@ -53,6 +53,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
+from vaestudy.devices import canonical_device, check_device, same_device
 from vaestudy.models import get_family
 
 STRATEGIES = ("full", "tiled", "chunked", "tiled+chunked", "chunked-naive")
@@ -132,8 +133,8 @@ def validate_config(cfg: BenchConfig) -> BenchConfig:
     if not (isinstance(cfg.size, (tuple, list)) and len(cfg.size) == 2):
         raise ValueError(f"size={cfg.size!r} must be a (height, width) pair in pixels")
     _, lt, lh, lw = family.latent_shape(cfg.frames, int(cfg.size[0]), int(cfg.size[1]))
-    check_device(cfg.device)
-    changes: dict = {"size": (int(cfg.size[0]), int(cfg.size[1]))}
+    changes: dict = {"size": (int(cfg.size[0]), int(cfg.size[1])),
+                     "device": str(check_device(cfg.device))}  # one spelling: "cuda" -> "cuda:0", "cpu:0" -> "cpu"
     if cfg.strategy in STREAMING:
         if not family.streamable and cfg.strategy != "chunked-naive":
             raise ValueError(f"strategy={cfg.strategy!r} needs a temporal cache; {family.name} has none "
@@ -152,18 +153,6 @@ def validate_config(cfg: BenchConfig) -> BenchConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: only cpu and cuda are supported")
-    return dev
-
-
 # ---------------------------------------------------------------------------------------------
 # metadata
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +168,8 @@ def cpu_model_name() -> str:
 
 
 def device_name(device: str) -> str:
-    dev = torch.device(device)
+    """The hardware's name: the CUDA device's, or the CPU model's."""
+    dev = canonical_device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return cpu_model_name()
@@ -195,11 +185,11 @@ def environment(device: str = "cpu", dtype: str = "float32") -> dict:
     except OSError:
         load = None
     return {
-        "device": str(device), "device_name": device_name(device), "platform": platform.platform(),
+        "device": str(canonical_device(device)), "device_name": device_name(device), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(), "python": platform.python_version(),
         "torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": numpy.__version__,
-        "dtype": dtype, "cuda": torch.version.cuda if torch.device(device).type == "cuda" else None,
+        "dtype": dtype, "cuda": torch.version.cuda if canonical_device(device).type == "cuda" else None,
         "loadavg": load,
     }
 
@@ -224,7 +214,7 @@ class Timer:
     """Marks since ``start()``: CUDA events on a CUDA device, perf_counter on CPU. ``read()`` in s."""
 
     def __init__(self, device: str | torch.device):
-        self.device = torch.device(device)
+        self.device = canonical_device(device)
         self.cuda = self.device.type == "cuda"
 
     def start(self) -> None:
@@ -295,7 +285,7 @@ class PeakMemory:
     """Peak memory of the code run between ``start()`` and ``stop()`` (bytes); see module docstring."""
 
     def __init__(self, device: str | torch.device):
-        self.device = torch.device(device)
+        self.device = canonical_device(device)
         self.method = "cuda-max-allocated" if self.device.type == "cuda" else "vmhwm-reset"
 
     def start(self) -> None:
@@ -525,7 +515,7 @@ def _load_for(cfg: BenchConfig, vae):
         vae = load_vae(cfg.model, cfg.weights, device=cfg.device, dtype=dtype, seed=cfg.seed)
     else:
         p = next(vae.parameters())
-        if str(p.device) != str(torch.device(cfg.device)) or p.dtype != dtype:
+        if not same_device(p.device, cfg.device) or p.dtype != dtype:
             raise ValueError(f"vae is {p.dtype} on {p.device} but the config asks {cfg.dtype} on {cfg.device}")
     weights = getattr(vae, "weights_source", cfg.weights)
     if weights != cfg.weights:
@@ -638,9 +628,9 @@ def make_record(cfg: BenchConfig, runs: list[dict], *, env: dict, weights: str, 
         "flops": flops,
         "flops_per_s": flops / med if flops else None,
         "machine_peak_flops": machine_peak_flops,
-        "fraction_of_peak": (flops / med / machine_peak_flops) if flops and machine_peak_flops else None,
         "env": env,
     }
+    rec["fraction_of_peak"], rec["peak_error"] = fraction_of_peak(flops, med, machine_peak_flops)
     if any("peak_reserved_bytes" in r for r in mem_runs):
         rec["peak_reserved_bytes"] = max(r.get("peak_reserved_bytes", 0) for r in mem_runs)
     rec.update(extra or {})
@@ -705,43 +695,72 @@ def isolated_probe(nbytes: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # machine peak (roofline ceiling)
 # ---------------------------------------------------------------------------------------------
-def machine_peak(device: str = "cpu", dtype: str = "float32", *, repeats: int = 3, size: str = "small") -> dict:
-    """Best achieved FLOP/s of a large matmul and a decoder-like Conv3d on ``device``/``dtype``.
+# Microbenchmark shapes per device type: matmuls (n, n) @ (n, n) and 3x3x3 Conv3d (channels, frames, height, width)
+# shaped like a video decoder's up-blocks (many channels at low resolution, fewer at high).  On CUDA: the shapes of a
+# 480x832 Wan-class decode (c384 at 1/8, c192 at 1/4, c96 at 1/2 of the frame) and matmuls large enough to saturate
+# an H100/H200; on CPU, small enough to take a second or two.
+PEAK_SHAPES = {
+    "cpu": {"matmul": (512, 1024), "conv3d": ((128, 4, 32, 32), (64, 4, 64, 64))},
+    "cuda": {"matmul": (4096, 8192), "conv3d": ((384, 4, 60, 104), (192, 4, 120, 208), (96, 4, 240, 416))},
+}
 
-    Returns {"matmul_flops": ..., "conv3d_flops": ..., "peak_flops": max of both}. FLOPs counted by
-    FlopCounterMode (2 per multiply-add), time with :class:`Timer`, best of ``repeats``.
+
+def machine_peak(device: str = "cpu", dtype: str = "float32", *, repeats: int = 3, shapes: dict | None = None) -> dict:
+    """Best achieved FLOP/s on ``device``/``dtype`` over matmul and decoder-shaped Conv3d microbenchmarks.
+
+    Every shape of ``shapes`` (default :data:`PEAK_SHAPES` for the device type) is run ``repeats`` times after a
+    warm-up; FLOPs come from FlopCounterMode (2 per multiply-add), time from :class:`Timer`. Returns ``peak_flops``
+    (the best of all), ``peak_op`` and ``peak_shape`` (which shape gave it), the best per op (``matmul_flops``,
+    ``conv3d_flops``) and every row. A decode that beats this peak is a measurement error (see
+    :func:`fraction_of_peak`).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
     dev = check_device(device)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is unknown; valid: {', '.join(DTYPES)}")
+    shapes = shapes or PEAK_SHAPES[dev.type]
     dt = getattr(torch, dtype)
     g = torch.Generator().manual_seed(0)
-    n = 1024 if size == "small" else 2048
-    a = torch.randn(n, n, generator=g).to(dev, dt)
-    b = torch.randn(n, n, generator=g).to(dev, dt)
-    cin, t, hw = (128, 4, 32) if size == "small" else (256, 8, 64)
-    x = torch.randn(1, cin, t + 2, hw, hw, generator=g).to(dev, dt)
-    conv = torch.nn.Conv3d(cin, cin, 3, padding=(0, 1, 1)).to(dev, dt).eval()
-    out = {}
+    cases = []
+    for n in shapes.get("matmul", ()):
+        a, b = (torch.randn(n, n, generator=g).to(dev, dt) for _ in range(2))
+        cases.append(("matmul", f"{n}x{n}x{n}", lambda a=a, b=b: a @ b))
+    for cin, t, h, w in shapes.get("conv3d", ()):
+        x = torch.randn(1, cin, t + 2, h, w, generator=g).to(dev, dt)
+        conv = torch.nn.Conv3d(cin, cin, 3, padding=(0, 1, 1)).to(dev, dt).eval()
+        cases.append(("conv3d", f"c{cin} t{t} {h}x{w}", lambda x=x, conv=conv: conv(x)))
+    rows = []
+    timer = Timer(dev)
     with torch.no_grad():
-        for name, fn in (("matmul", lambda: a @ b), ("conv3d", lambda: conv(x))):
+        for op, shape, fn in cases:
             with FlopCounterMode(display=False) as fc:
                 fn()
-            f = fc.get_total_flops()
-            fn()  # warm-up
+            flops = fc.get_total_flops()
+            fn()  # warm-up (cuDNN/oneDNN algorithm choice, allocator)
             best = math.inf
-            timer = Timer(dev)
             for _ in range(repeats):
                 timer.start()
                 fn()
                 timer.mark()
                 best = min(best, timer.read()[0])
-            out[f"{name}_flops"] = f / best
-    out["peak_flops"] = max(out["matmul_flops"], out["conv3d_flops"])
-    out.update(device=str(device), dtype=dtype, threads=torch.get_num_threads())
+            rows.append({"op": op, "shape": shape, "flops": flops, "seconds": best, "flop_s": flops / best})
+    top = max(rows, key=lambda r: r["flop_s"])
+    out = {f"{op}_flops": max((r["flop_s"] for r in rows if r["op"] == op), default=None) for op in ("matmul", "conv3d")}
+    out.update(peak_flops=top["flop_s"], peak_op=top["op"], peak_shape=top["shape"], rows=rows,
+               device=str(dev), dtype=dtype, threads=torch.get_num_threads())
     return out
 
 
+def fraction_of_peak(flops: float | None, seconds: float, peak_flops: float | None) -> tuple[float | None, str | None]:
+    """(achieved / peak, None), or (None, why) when it cannot be told; above 1.0 is a measurement error, not a result."""
+    if not flops or not peak_flops:
+        return None, None
+    frac = flops / seconds / peak_flops
+    if frac > 1.0:
+        return None, (f"achieved {flops / seconds:.3g} FLOP/s exceeds the measured peak {peak_flops:.3g} FLOP/s "
+                      f"({frac:.2f}x): the peak microbenchmark under-measures this device (shapes too small?)")
+    return frac, None
 # ---------------------------------------------------------------------------------------------
 # results store
 # ---------------------------------------------------------------------------------------------
@@ -995,7 +1014,7 @@ def with_ratios(records: list[dict]) -> list[dict]:
             "wall_s": r["wall_s"]["median"], "wall_min_s": r["wall_s"]["min"], "wall_max_s": r["wall_s"]["max"],
             "first_frame_s": r["first_frame_s"]["median"], "fps": r["fps"], "peak_bytes": r.get("peak_bytes"),
             "chunk_s": r.get("chunk_s_steady_median"), "jitter_s": r.get("chunk_jitter_s"),
-            "fraction_of_peak": r.get("fraction_of_peak"), "flops": r.get("flops"),
+            "fraction_of_peak": r.get("fraction_of_peak"), "peak_error": r.get("peak_error"), "flops": r.get("flops"),
             "latent_frames": r["latent_shape"][1], "ref": ref is not None,
         }
         if ref is not None:
@@ -1038,8 +1057,11 @@ def format_summary(records: list[dict]) -> str:
             f"{_fmt(r['wall_ratio'], '.2f'):>6} {r['first_frame_s']:>11.3f} {_fmt(r['first_frame_ratio'], '.3f'):>10} "
             f"{r['fps']:>6.2f} {_fmt(r['fps_ratio'], '.2f'):>6} "
             f"{_fmt(r['peak_bytes'] / 2**20 if r['peak_bytes'] is not None else None, '.0f'):>8} "
-            f"{_fmt(r['peak_ratio'], '.2f'):>6} {_fmt(r['fraction_of_peak'] * 100 if r['fraction_of_peak'] else None, '.1f'):>6}"
+            f"{_fmt(r['peak_ratio'], '.2f'):>6} "
+            f"{'ERROR' if r['peak_error'] else _fmt(r['fraction_of_peak'] * 100 if r['fraction_of_peak'] else None, '.1f'):>6}"
         )
+    errors = sorted({r["peak_error"] for r in rows if r["peak_error"]})
+    lines += [f"%peak ERROR: {e}" for e in errors]
     if any(not r["ref"] for r in rows):
         lines.append("('-' ratio: no full decode of the same shape measured in the same run)")
     if any(r.get("paired") for r in rows):

@@ -8,13 +8,27 @@ import time
 
 import torch
 
+from vaestudy.devices import check_device, device_name
+
+
+def _device(text: str) -> str:
+    """--device: any spelling (cpu, cpu:0, cuda, cuda:1) to one; whether it exists is checked when a command runs."""
+    try:
+        return device_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# commands that only name a device (plan reads records taken elsewhere); every other one runs on its --device
+NAMES_DEVICE_ONLY = ("plan",)
+
 
 def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random") -> None:
     from vaestudy.models import FAMILIES, WEIGHT_SOURCES
 
     p.add_argument("--model", default=model, choices=list(FAMILIES))
     p.add_argument("--weights", default=weights, choices=list(WEIGHT_SOURCES))
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="cpu", type=_device, help="cpu, cpu:0, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--seed", type=int, default=0)
 
@@ -99,7 +113,9 @@ def cmd_bench(args) -> int:
     if not args.no_flops:
         mp = B.machine_peak(args.device, args.dtype)
         peak = mp["peak_flops"]
-        print(f"machine peak: matmul {mp['matmul_flops'] / 1e9:.1f} GFLOP/s, conv3d {mp['conv3d_flops'] / 1e9:.1f} GFLOP/s")
+        print(f"machine peak: {peak / 1e9:.1f} GFLOP/s ({mp['peak_op']} {mp['peak_shape']}, best of "
+              f"{len(mp['rows'])} shapes); best matmul {mp['matmul_flops'] / 1e9:.1f}, best conv3d "
+              f"{mp['conv3d_flops'] / 1e9:.1f} GFLOP/s")
     records = B.sweep(configs, args.out, isolate=args.isolate and not args.interleave, flops=not args.no_flops,
                       machine_peak_flops=peak, resume=not args.fresh, interleave=args.interleave)
     resumed = sum(r["resumed"] for r in records)
@@ -264,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="execute every notebook into build/ and export HTML into reports/")
     p.add_argument("--model", default=None, help="model name passed to every notebook (default: each notebook's own)")
     p.add_argument("--weights", default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device, help="where the notebooks decode (default: each notebook's own, cpu)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--fast", dest="fast", action="store_true", default=True, help="small sizes (default)")
     g.add_argument("--full", dest="fast", action="store_false", help="the notebooks' full sizes")
@@ -303,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="480x832", help="HEIGHTxWIDTH in pixels")
     p.add_argument("--memory-budget", default="8GiB", help="weights + decode peak, e.g. 8GiB, 512MB")
     p.add_argument("--results", default="results/bench.jsonl")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=_device, help="plan for the records of this device (default: the only one in the results)")
     p.add_argument("--dtype", default=None)
     p.add_argument("--weights", default=None, help="only records of this weight source (random, tiny, ...)")
     p.add_argument("--keep-output", action="store_true", help="the whole video must stay in memory")
@@ -349,6 +365,8 @@ def _add_stream_parser(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None) and args.command not in NAMES_DEVICE_ONLY:
+            check_device(args.device)  # before any model load: "CUDA is not available", not a torch traceback
         return args.func(args)
     except ValueError as exc:
         print(f"vaestudy {args.command}: error: {exc}", file=sys.stderr)

@@ -406,8 +406,11 @@ def slow_conv3d_demo(device: str = "cpu", repeats: int = 5) -> dict:
 # ---------------------------------------------------------------------------------------------
 # the agreement table
 # ---------------------------------------------------------------------------------------------
-def _row(source: str, claim: str, measured: str, verdict: str, why: str = "") -> dict:
-    return {"source": source, "claim": claim, "measured": measured, "verdict": _check_verdict(verdict), "why": why}
+def _row(source: str, claim: str, measured: str, verdict: str, why: str = "", *, timed: bool = False) -> dict:
+    """One claim. ``timed``: the verdict rests on a wall-clock or RSS measurement of this machine, so it may change
+    with the machine and its load (tests compare every other verdict exactly)."""
+    return {"source": source, "claim": claim, "measured": measured, "verdict": _check_verdict(verdict), "why": why,
+            "timed": timed}
 
 
 def raw_compression(family: str) -> float:
@@ -463,7 +466,7 @@ def claims(st: Study) -> list[dict]:
                      f"(0 = fully hidden), gain {om['gain']:.1%} of an ideal {ideal:.1%}",
                      "agrees" if om["contention"] < 0.5 else "cannot test here",
                      "needs separate compute for each side; one shared CPU cannot show it"
-                     if om["contention"] >= 0.5 else "hidden on this machine too"))
+                     if om["contention"] >= 0.5 else "hidden on this machine too", timed=True))
     n = st.family_costs["wan2.1"]["parameters"]  # the model the cost rows measured: no second load
     rows.append(_row("001", "VAE-only loading on rank 0 costs far less memory than the ~28 GB generator",
                      f"Wan 2.1 VAE: {n / 1e6:.0f} M parameters = {n * 2 / 2**30:.2f} GiB in bf16 "
@@ -537,10 +540,11 @@ def claims(st: Study) -> list[dict]:
     if st.repeats < 3:  # one repeat at CPU test sizes: the ratio is inside run-to-run noise
         rows.append(_row("anchors", "fastvae: tiled decode is slower than eager", f"Wan tiled / full latency {tr:.2f}x "
                          f"({st.repeats} repeat at {st.cost_size[0]}x{st.cost_size[1]})", "cannot test here",
-                         "CPU test size, within run-to-run noise; FAST=False measures 3 repeats at 256x256"))
+                         "CPU test size, within run-to-run noise; FAST=False measures 3 repeats at 256x256", timed=True))
     else:
         rows.append(_row("anchors", "fastvae: tiled decode is slower than eager", f"Wan tiled / full latency {tr:.2f}x "
-                         f"(median of {st.repeats})", "agrees" if tr > 1 else "disagrees", f"{st.device}, random weights"))
+                         f"(median of {st.repeats})", "agrees" if tr > 1 else "disagrees", f"{st.device}, random weights",
+                         timed=True))
     hs = st.halo_split
     rf = st.receptive["rf"]
     rows.append(_row("anchors", "LightX2V splits the latent with a 2-px halo, far inside the receptive field",
@@ -562,7 +566,7 @@ def claims(st: Study) -> list[dict]:
     half = bpp / 2 if lb["dtype"] == "float32" else bpp
     rows.append(_row("anchors", "LTX-Video decode needs ~350-750 bytes per output pixel-frame",
                      f"marginal peak {bpp:.0f} B per pixel-frame in {lb['dtype']} (~{half:.0f} B at 2 bytes per value)",
-                     "agrees" if 350 <= half <= 750 else "disagrees", "CPU peak RSS slope between two sizes"))
+                     "agrees" if 350 <= half <= 750 else "disagrees", "CPU peak RSS slope between two sizes", timed=True))
     rows.append(_row("anchors", "TAEHV: a tiny decoder is ~5x faster at lower quality", "-", "cannot test here",
                      "TAEHV weights are not available offline"))
     return rows

@@ -22,6 +22,7 @@ kernel clock), not across machines (there a clock offset must be estimated, e.g.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import statistics
@@ -186,6 +187,50 @@ def _reencode(vae, frames: torch.Tensor) -> torch.Tensor:
     return vae.encode(frames[:, :, -1:]).latent_dist.mode()
 
 
+class ChunkHandoff:
+    """How a generated chunk reaches the decode thread, and how its decode is waited for.
+
+    CUDA: generation runs on the calling thread's current stream; an event recorded after each chunk is what the
+    decode thread's own stream waits on (not the whole device), and a decode is finished when that thread's current
+    stream is. CPU: kernels run synchronously, so there is nothing to record or wait on.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.stream = None
+
+    def open_decode_stream(self) -> None:
+        if self.cuda:
+            self.stream = torch.cuda.Stream(self.device)
+
+    def generated(self):
+        """After a chunk is generated: the event the decode must wait on (None on CPU)."""
+        if not self.cuda:
+            return None
+        ev = torch.cuda.Event()
+        ev.record()
+        ev.synchronize()  # the generate span ends when its kernels have run
+        return ev
+
+    @contextlib.contextmanager
+    def on_decode_stream(self, ev):
+        """Run the decode of a chunk on the decode stream, after the chunk's generation event."""
+        if not self.cuda:
+            yield
+            return
+        if self.stream is None:
+            raise RuntimeError("open_decode_stream() was not called before on_decode_stream()")
+        with torch.cuda.stream(self.stream):
+            self.stream.wait_event(ev)
+            yield
+
+    def decoded(self) -> None:
+        """Wait for this thread's current stream only, not the generator's."""
+        if self.cuda:
+            torch.cuda.current_stream(self.device).synchronize()
+
+
 def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: int = 1,
                 latent_hw: tuple[int, int] = (4, 4), mode: str = "overlapped", queue_size: int = 1,
                 threads: int | None = None, every: int = 0, seed: int = 0) -> OverlapRun:
@@ -221,6 +266,7 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
     noises = [torch.randn(1, c, first if i == 0 else latent_frames, *latent_hw, generator=gcpu).to(p)
               for i in range(chunks)]
     stream = open_stream(vae)
+    handoff = ChunkHandoff(device)
     spans: list[Span] = []
     lock = threading.Lock()
     decoded: dict[int, torch.Tensor] = {}
@@ -253,8 +299,7 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
         a, ca = now(), time.thread_time()
         with torch.no_grad():
             out = stream.step(z)
-        if cuda:
-            torch.cuda.current_stream(device).synchronize()  # this thread's stream only, not the generator's
+        handoff.decoded()
         decoded[i] = out[:, :, -1:]  # only the last frame is ever re-encoded
         span("decode", i, a, now(), time.thread_time() - ca)
         done[i].set()
@@ -274,7 +319,7 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
         import queue as _q
 
         q: _q.Queue = _q.Queue(maxsize=queue_size)
-        dstream = torch.cuda.Stream(device) if cuda else None
+        handoff.open_decode_stream()
 
         def decoder():
             try:
@@ -286,11 +331,7 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
                     if item is None:
                         return
                     i, z, ev = item
-                    if cuda:
-                        with torch.cuda.stream(dstream):
-                            dstream.wait_event(ev)  # generation of chunk i finished on the main stream
-                            decode(i, z)
-                    else:
+                    with handoff.on_decode_stream(ev):
                         decode(i, z)
             except BaseException as exc:  # surface in the caller, never hang it
                 errors.append(exc)
@@ -303,11 +344,8 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
             if errors:
                 break
             z, a = generate(i)
-            ev = None
+            ev = handoff.generated()
             if cuda:
-                ev = torch.cuda.Event()
-                ev.record()
-                ev.synchronize()
                 span("generate", i, a, now())
             q.put((i, z, ev))  # blocks when the decoder is queue_size chunks behind
         q.put(None)

@@ -22,6 +22,11 @@ from pathlib import Path
 import torch
 
 
+# The kernels draw with matplotlib's inline backend whatever the caller's environment: ipykernel installs it only
+# when $MPLBACKEND is unset, so a headless server's MPLBACKEND=Agg made every plt.show() draw nothing (pages with
+# 0 figures) and left every figure open in the kernel.  build_report sets this for the kernels it starts.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
 # A cell that runs longer than this is stopped instead of hanging the report.  Twice, with three heavy jobs on two cores,
 # the kernel went idle after an ipywidgets cell while nbclient still waited for its reply (the symptom of
 # jupyter/nbclient#312 and nteract/papermill#723).  A notebook stopped that way is executed once more from the start
@@ -199,16 +204,15 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
     rows, failures = [], []
     from vaestudy.plots import FIGURE_FORMATS_ENV
 
-    saved_formats = os.environ.get(FIGURE_FORMATS_ENV)
-    os.environ[FIGURE_FORMATS_ENV] = "png,svg"  # papermill's kernels inherit the environment; plots.use_style reads it
+    # papermill's kernels inherit the environment: plots.use_style reads the figure formats, ipykernel the backend
+    kernel_env = {FIGURE_FORMATS_ENV: "png,svg", "MPLBACKEND": INLINE_BACKEND}
+    saved = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
     try:
         for nb_path in paths:
             out_path = build / nb_path.name
             t0 = time.perf_counter()
             status = _execute(nb_path, out_path, params, CELL_TIMEOUT_S[bool(fast)])
-            if not status.startswith("ok"):
-                failures.append(f"{nb_path.name}: {status}")
-                print(f"[report] {nb_path.name} {status}")
             seconds = time.perf_counter() - t0
             used = {}
             if out_path.exists():
@@ -217,23 +221,50 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
                 body, _ = exporter.from_notebook_node(for_html(nb))
                 (reports / f"{nb_path.stem}.html").write_text(body, encoding="utf-8")
                 nfig = _export_figures(nb, nb_path.stem, figures)
+                if status.startswith("ok"):
+                    status = _figure_check(nb, nfig) or status
             else:
                 nfig = 0
+            if not status.startswith("ok"):
+                failures.append(f"{nb_path.name}: {status}")
+                print(f"[report] {nb_path.name} {status}")
             rows.append((nb_path.stem, status, seconds, nfig, used))
             print(f"[report] {nb_path.name}: {status} in {seconds:.1f} s, {nfig} figures")
     finally:
-        if saved_formats is None:
-            os.environ.pop(FIGURE_FORMATS_ENV, None)
-        else:
-            os.environ[FIGURE_FORMATS_ENV] = saved_formats
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     env = environment_summary(device)
     total = time.perf_counter() - t_start
     _write_index(reports / "index.html", rows, env, params, total)
+    _write_summary(reports / "summary.json", rows, env, params, total)
     print(f"[report] wrote {reports / 'index.html'}")
     if failures:
         print("[report] failed notebooks:\n  " + "\n  ".join(failures))
     print(f"[report] total {total:.0f} s")
     return 1 if failures else 0
+
+
+def _figure_check(nb, nfig: int) -> str | None:
+    """A failure status when cells that show a figure ran but the page holds none (e.g. a non-inline backend)."""
+    showing = sum(1 for c in nb.cells if c.cell_type == "code" and "plt.show()" in c.source)
+    if showing and not nfig:
+        return (f"FAILED: {showing} cell(s) call plt.show() but the notebook holds no figure "
+                f"(the kernel's matplotlib backend is not {INLINE_BACKEND!r}?)")
+    return None
+
+
+def _write_summary(path: Path, rows, env: dict, params: dict, total: float) -> None:
+    """reports/summary.json: what index.html shows, for scripts and tests (status, seconds, figures, parameters)."""
+    import json
+
+    path.write_text(json.dumps({
+        "environment": env, "parameters": params, "total_s": round(total, 1),
+        "notebooks": [{"stem": stem, "status": status, "seconds": round(seconds, 1), "figures": nfig,
+                       "parameters": used} for stem, status, seconds, nfig, used in rows],
+    }, indent=1, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt_param(used: dict, key: str) -> str:

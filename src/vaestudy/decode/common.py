@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from vaestudy.devices import same_device
 from vaestudy.models import VAEFamily, family_of
 
 
@@ -74,7 +75,7 @@ def validate_latent(vae: torch.nn.Module, z: torch.Tensor) -> VAEFamily:
         raise ValueError(f"latent channels={z.shape[1]} but {family.name} expects {c} (shape {tuple(z.shape)})")
     family.check_latent_frames(int(z.shape[2]))
     device, dtype = model_device_dtype(vae)
-    if z.dtype != dtype or z.device != device:
+    if z.dtype != dtype or not same_device(z.device, device):
         raise ValueError(
             f"latent is {z.dtype} on {z.device} but the model is {dtype} on {device}; "
             f"use z.to(device={str(device)!r}, dtype={dtype})"
