@@ -40,4 +40,8 @@ test-fast: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(VENV)/bin/vaestudy report $(REPORT_ARGS)
 
-.PHONY: venv browser test test-fast report
+# on a GPU box: every command and notebook on CUDA at small sizes; prints "skipped: no CUDA device" elsewhere
+gpu-check: $(VENV)/.installed
+	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+
+.PHONY: venv browser test test-fast report gpu-check

@@ -306,3 +306,71 @@ def test_cli_cuda_without_cuda_is_one_clean_error(capsys):
 
     assert main(["decode-check", "--weights", "tiny", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+# ---- dtype truth: "same computation" and "same numbers" are two columns -------------------------------------------
+def test_bf16_table_states_its_error_against_fp32(capsys):
+    from vaestudy.cli import main
+
+    assert main(["decode-check", "--weights", "tiny", "--frames", "5", "--size", "16x16", "--dtype", "bfloat16",
+                 "--device", "cpu:0"]) == 0
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if line.startswith("strategy"))
+    assert "same comp." in head and "bit-eq" in head and "vs fp32 |err|" in head
+    full = next(line for line in out.splitlines() if line.startswith("full "))
+    cols = full.split()
+    assert cols[2:4] == ["True", "True"]  # the reference row: same computation, same numbers
+    assert float(cols[6]) > 0  # bf16 vs the fp32 decode of the same weights: a measured, non-zero error
+
+
+def test_strategy_table_reference_columns(tiny):
+    from conftest import latent_for
+    from vaestudy.decode import decode_full
+    from vaestudy.experiments import strategy_table
+
+    vae = tiny("wan2.1")
+    z = latent_for(vae, 2, 4)
+    ref = decode_full(vae, z).video
+    rows = {r["strategy"]: r for r in strategy_table(vae, z, reference=ref, include_diffusers=False)}
+    assert rows["full"]["bit_equal"] and rows["full"]["ref_max_abs"] == 0.0
+    for r in rows.values():  # in fp32 with the fp32 reference, both comparisons are the same comparison
+        assert r["ref_max_abs"] == r["max_abs"]
+    assert rows["chunked"]["same_computation"] and not rows["chunked-naive"]["same_computation"]
+
+
+# ---- make gpu-check ------------------------------------------------------------------------------------------------
+def _gpu_check():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_skips_cleanly_without_cuda(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert _gpu_check().main([]) == 0
+    assert capsys.readouterr().out.strip() == "skipped: no CUDA device"
+
+
+@pytest.mark.parametrize("gpus, backend", [(1, "gloo"), (2, "NCCL")])
+def test_gpu_check_covers_every_family_and_command(tmp_path, gpus, backend):
+    from vaestudy.cli import build_parser
+    from vaestudy.models import FAMILIES
+
+    gc = _gpu_check()
+    steps = gc.plan_steps(tmp_path, dtype="bfloat16", gpus=gpus, notebooks=True)
+    names = [n for n, _ in steps]
+    for fam in FAMILIES:
+        assert f"decode-check {fam}" in names and f"bench {fam}" in names
+    assert {"probe wan2.1", "plan wan2.1", "stream overlap (CUDA stream)", "report --device cuda (FAST)"} <= set(names)
+    assert f"stream two-device ({backend})" in names and f"stream split ({backend})" in names
+    parser = build_parser()
+    for name, argv in steps:  # every step is a valid command line (family frame rules included)
+        args = parser.parse_args(argv[3:])
+        if args.command in ("decode-check", "bench"):
+            FAMILIES[args.model].check_frames(int(str(args.frames).split(",")[0]))

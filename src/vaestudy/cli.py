@@ -34,6 +34,7 @@ def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random")
 
 
 def cmd_decode_check(args) -> int:
+    from vaestudy.decode import decode_full
     from vaestudy.experiments import format_table, parse_size, random_latent, strategy_table
     from vaestudy.models import get_family, load_vae
 
@@ -47,7 +48,12 @@ def cmd_decode_check(args) -> int:
     z = random_latent(vae, args.frames, size, seed=args.seed)
     print(f"{args.model} ({args.weights} weights) on {args.device}, {args.dtype}: latent {tuple(z.shape)} -> "
           f"{args.frames} frames at {size[0]}x{size[1]}; torch threads {torch.get_num_threads()}")
-    rows = strategy_table(vae, z, chunk=args.chunk, overlap=args.overlap)
+    reference = None
+    if args.dtype != "float32":  # the error a lower precision adds, against fp32 with the same weights and latent
+        vae32 = load_vae(args.model, args.weights, device=args.device, dtype=torch.float32, seed=args.seed)
+        reference = decode_full(vae32, random_latent(vae32, args.frames, size, seed=args.seed)).video
+        del vae32
+    rows = strategy_table(vae, z, chunk=args.chunk, overlap=args.overlap, reference=reference)
     print(format_table(rows))
     print(f"(errors against the family's own decode(); total {time.perf_counter() - t0:.1f} s)")
     return 0
@@ -92,7 +98,7 @@ def cmd_report(args) -> int:
     from vaestudy.report import build_report
 
     return build_report(model=args.model, weights=args.weights, device=args.device, fast=args.fast,
-                        notebooks=args.notebooks, out_dir=args.out_dir)
+                        notebooks=args.notebooks, out_dir=args.out_dir, jobs=args.jobs)
 
 
 def cmd_bench(args) -> int:
@@ -286,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--full", dest="fast", action="store_false", help="the notebooks' full sizes")
     p.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (file names)")
     p.add_argument("--out-dir", default=None,
-                   help="where build/, reports/ and figures/ go (default: the checkout)")
+                   help="where build/, reports/, figures/ and results/ go (default: the checkout)")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks executed at once (>1: faster, but their timings "
+                   "then share the machine)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="time and measure memory of decode strategies; results appended to a JSONL store")

@@ -42,11 +42,14 @@ def default_tile_plan(latent_hw: tuple[int, int], overlap: int = 2) -> TilePlan:
 
 
 def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: int = 2, blend: str = "linear",
-                   include_diffusers: bool = True) -> list[dict]:
+                   include_diffusers: bool = True, reference: torch.Tensor | None = None) -> list[dict]:
     """Decode ``z`` with every strategy the family supports and compare each to the full decode.
 
-    Rows: strategy, parameters, frames, max abs error, PSNR (dB), exact-by-construction flag,
-    wall seconds, time to first frame, and the DecodeResult itself under ``result``.
+    Two different facts per row, never merged: ``same_computation`` (by construction, the strategy performs the
+    family decode's arithmetic, possibly in another order) and ``bit_equal`` (measured: the same numbers as the
+    family's decode in this dtype). ``max_abs``/``psnr_db`` compare with the family's decode in the model's dtype;
+    with ``reference`` (the fp32 full decode of the same weights and latent) ``ref_max_abs``/``ref_psnr_db`` give the
+    error a lower precision adds. Also: parameters, frames, wall seconds, time to first frame, the DecodeResult.
     """
     family = family_of(vae)
     if chunk is None:
@@ -77,26 +80,42 @@ def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: i
     for r in runs:
         if r is None:
             rows.append({"strategy": "diffusers-tiled", "params": skipped, "frames": 0, "max_abs": math.nan,
-                         "psnr_db": math.nan, "exact": False, "seconds": math.nan, "first_frame_s": math.nan,
-                         "result": None})
+                         "psnr_db": math.nan, "exact": False, "same_computation": False, "bit_equal": False,
+                         "ref_max_abs": math.nan, "ref_psnr_db": math.nan, "seconds": math.nan,
+                         "first_frame_s": math.nan, "result": None})
             continue
         same = r.video.shape == full.video.shape
         c = compare(full.video, r.video) if same else {"max_abs": math.nan, "psnr_db": math.nan}
+        ref = (compare(reference.float(), r.video.float()) if reference is not None and reference.shape == r.video.shape
+               else {"max_abs": math.nan, "psnr_db": math.nan})
         params = dict(r.params)
         if not same:
             params["shape"] = tuple(r.video.shape[2:])
         rows.append({"strategy": r.strategy, "params": params, "frames": r.frames, "max_abs": c["max_abs"],
-                     "psnr_db": c["psnr_db"], "exact": r.exact, "seconds": r.total_seconds,
+                     "psnr_db": c["psnr_db"], "exact": r.exact, "same_computation": r.exact,
+                     "bit_equal": bool(same and torch.equal(full.video, r.video)),
+                     "ref_max_abs": ref["max_abs"], "ref_psnr_db": ref["psnr_db"], "seconds": r.total_seconds,
                      "first_frame_s": r.first_frame_seconds, "result": r})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    """Plain-text table of :func:`strategy_table` rows."""
-    head = f"{'strategy':<16} {'frames':>6} {'max |err|':>10} {'PSNR dB':>8} {'exact':>6} {'time s':>7} {'1st frame s':>11}  params"
+    """Plain-text table of :func:`strategy_table` rows; the fp32 columns appear when a reference was given.
+
+    ``same comp.``: same arithmetic as the family's decode by construction; ``bit-eq``: measured, the same numbers.
+    """
+    with_ref = any(not math.isnan(r.get("ref_max_abs", math.nan)) for r in rows)
+    head = (f"{'strategy':<16} {'frames':>6} {'same comp.':>10} {'bit-eq':>6} {'max |err|':>10} {'PSNR dB':>8}"
+            + (f" {'vs fp32 |err|':>13} {'vs fp32 dB':>10}" if with_ref else "")
+            + f" {'time s':>7} {'1st frame s':>11}  params")
     lines = [head, "-" * len(head)]
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) if isinstance(r["params"], dict) else r["params"]
-        lines.append(f"{r['strategy']:<16} {r['frames']:>6} {r['max_abs']:>10.2e} {r['psnr_db']:>8.1f} "
-                     f"{str(r['exact']):>6} {r['seconds']:>7.2f} {r['first_frame_s']:>11.2f}  {params}")
+        lines.append(f"{r['strategy']:<16} {r['frames']:>6} {str(r['same_computation']):>10} {str(r['bit_equal']):>6} "
+                     f"{r['max_abs']:>10.2e} {r['psnr_db']:>8.1f}"
+                     + (f" {r['ref_max_abs']:>13.2e} {r['ref_psnr_db']:>10.1f}" if with_ref else "")
+                     + f" {r['seconds']:>7.2f} {r['first_frame_s']:>11.2f}  {params}")
+    lines.append("same comp.: the family decode's arithmetic by construction (order may differ); bit-eq: measured "
+                 "identical numbers; max |err| / PSNR: against the family's decode in this dtype"
+                 + ("; vs fp32: against the fp32 full decode of the same weights and latent" if with_ref else ""))
     return "\n".join(lines)

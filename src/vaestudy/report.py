@@ -43,6 +43,16 @@ def repo_root() -> Path:
     raise FileNotFoundError(f"no notebooks/ folder with a pyproject.toml above {here}; run from the vaestudy checkout")
 
 
+RESULTS_DIR_ENV = "VAESTUDY_RESULTS_DIR"
+
+
+def results_dir() -> Path:
+    """Where notebooks append their resumable measurements: ``$VAESTUDY_RESULTS_DIR`` (set by ``build_report`` to
+    ``OUT_DIR/results``), else ``results/`` in the checkout. A report into another --out-dir measures afresh there."""
+    env = os.environ.get(RESULTS_DIR_ENV)
+    return Path(env) if env else repo_root() / "results"
+
+
 def environment_summary(device: str | None) -> dict:
     import diffusers
 
@@ -173,15 +183,42 @@ def _execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int, a
     return f"FAILED: every attempt ({attempts}) timed out after {cell_timeout_s} s in a cell ({timed_out[-1]})"
 
 
+def _timed_execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int) -> tuple[Path, str, float]:
+    t0 = time.perf_counter()
+    status = _execute(nb_path, out_path, params, cell_timeout_s)
+    return nb_path, status, time.perf_counter() - t0
+
+
+def _execute_all(paths: list[Path], build: Path, params: dict, cell_timeout_s: int, jobs: int):
+    """Yield (notebook, status, seconds) as each finishes: one at a time, or ``jobs`` at once in worker processes."""
+    if jobs == 1:
+        for nb_path in paths:
+            yield _timed_execute(nb_path, build / nb_path.name, params, cell_timeout_s)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_timed_execute, p, build / p.name, params, cell_timeout_s) for p in paths]
+        for f in as_completed(futures):
+            yield f.result()
+
+
 def build_report(*, model: str | None = None, weights: str | None = None, device: str | None = None,
                  fast: bool = True, notebooks: list[str] | None = None, root: Path | None = None,
-                 out_dir: Path | None = None) -> int:
+                 out_dir: Path | None = None, jobs: int = 1) -> int:
     """Execute notebooks with shared parameters and write reports/index.html; returns an exit code.
 
     ``root`` is the checkout whose notebooks/ run (default: found from the current directory); build/,
-    reports/ and figures/ go into ``out_dir`` (default: ``root``).
+    reports/, figures/ and results/ go into ``out_dir`` (default: ``root``). ``jobs`` > 1 executes that many
+    notebooks at once, each kernel with cpu_count // jobs threads (unless $OMP_NUM_THREADS is set): faster on a
+    shared machine, but notebooks then time their decodes beside each other, so latency numbers are only for
+    checking, not for reading (the index says so).
     """
     import nbformat
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} must be an integer >= 1 (notebooks executed at once)")
 
     t_start = time.perf_counter()
     root = Path(root) if root else repo_root()
@@ -205,15 +242,14 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
     from vaestudy.plots import FIGURE_FORMATS_ENV
 
     # papermill's kernels inherit the environment: plots.use_style reads the figure formats, ipykernel the backend
-    kernel_env = {FIGURE_FORMATS_ENV: "png,svg", "MPLBACKEND": INLINE_BACKEND}
+    kernel_env = {FIGURE_FORMATS_ENV: "png,svg", "MPLBACKEND": INLINE_BACKEND, RESULTS_DIR_ENV: str(out_dir / "results")}
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        kernel_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     saved = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
-        for nb_path in paths:
+        for nb_path, status, seconds in _execute_all(paths, build, params, CELL_TIMEOUT_S[bool(fast)], jobs):
             out_path = build / nb_path.name
-            t0 = time.perf_counter()
-            status = _execute(nb_path, out_path, params, CELL_TIMEOUT_S[bool(fast)])
-            seconds = time.perf_counter() - t0
             used = {}
             if out_path.exists():
                 nb = nbformat.read(out_path, as_version=4)
@@ -229,7 +265,8 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
                 failures.append(f"{nb_path.name}: {status}")
                 print(f"[report] {nb_path.name} {status}")
             rows.append((nb_path.stem, status, seconds, nfig, used))
-            print(f"[report] {nb_path.name}: {status} in {seconds:.1f} s, {nfig} figures")
+            print(f"[report] {nb_path.name}: {status} in {seconds:.1f} s, {nfig} figures", flush=True)
+        rows.sort(key=lambda r: r[0])
     finally:
         for k, v in saved.items():
             if v is None:
@@ -237,6 +274,7 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
             else:
                 os.environ[k] = v
     env = environment_summary(device)
+    env["notebooks at once"] = jobs
     total = time.perf_counter() - t_start
     _write_index(reports / "index.html", rows, env, params, total)
     _write_summary(reports / "summary.json", rows, env, params, total)
