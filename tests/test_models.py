@@ -53,7 +53,7 @@ def test_pretrained_offline_fails_fast_with_instructions(monkeypatch, tmp_path):
         raise AssertionError(f"offline mode opened a connection: {args}")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)  # fails fast: not a single connection attempt
-    with pytest.raises(OSError, match="huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
+    with pytest.raises(OSError, match="hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
         load_vae("wan2.1", weights="pretrained")
 
 

@@ -131,6 +131,8 @@ def test_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
         return out
 
     monkeypatch.setattr(train_tiny, "train_step", step)
+    # one small held-out crop: the property is the resumed weights and eval, not the card's score (seconds, not a minute)
+    monkeypatch.setattr(train_tiny, "HELDOUT", {**train_tiny.HELDOUT, "n": 1, "frames": 5, "size": (32, 32)})
     argv = ["--family", "wan", "--width", "8", "--residual", "--frames", "5", "--long-frames", "9", "--long-every", "2",
             "--crop", "16", "--batch", "1", "--steps", "4", "--warmup", "1", "--still-fraction", "0",
             "--bbb-scales", "0.25", "--no-ship"]

@@ -9,6 +9,7 @@ import time
 import torch
 
 from vaestudy.devices import check_device, device_name
+from vaestudy.models import FAMILIES, WEIGHT_SOURCES, WeightsUnavailable
 
 
 def _device(text: str) -> str:
@@ -24,24 +25,28 @@ NAMES_DEVICE_ONLY = ("plan",)
 
 
 def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random") -> None:
-    from vaestudy.models import FAMILIES, WEIGHT_SOURCES
-
-    p.add_argument("--model", default=model, choices=list(FAMILIES))
-    p.add_argument("--weights", default=weights, choices=list(WEIGHT_SOURCES))
+    p.add_argument("--model", default=model, choices=list(FAMILIES), help="VAE family (the registry's name)")
+    p.add_argument("--weights", default=weights, choices=list(WEIGHT_SOURCES),
+                   help="pretrained: hub weights; random: full-size config, seeded init; tiny: small config; "
+                        "embedded: the small models trained in-project")
     p.add_argument("--device", default="cpu", type=_device, help="cpu, cpu:0, cuda, cuda:1, ...")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="weights and activations")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and latents")
 
 
 def cmd_decode_check(args) -> int:
-    from vaestudy.decode import decode_full
+    from vaestudy.decode import chunk_plan, decode_full
     from vaestudy.experiments import format_table, parse_size, random_latent, strategy_table
     from vaestudy.models import get_family, load_vae
 
     size = parse_size(args.size)
     family = get_family(args.model)
     family.check_frames(args.frames)
-    family.latent_shape(args.frames, *size)  # validate before loading anything
+    _, latent_frames, _, _ = family.latent_shape(args.frames, *size)  # validate before loading anything
+    _at_least("overlap", args.overlap, 0, "latent pixels")
+    if args.chunk is not None:
+        chunk_plan(family, latent_frames, args.chunk)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     vae = load_vae(args.model, args.weights, device=args.device, dtype=getattr(torch, args.dtype), seed=args.seed)
@@ -69,7 +74,13 @@ def cmd_probe(args) -> int:
 
     family = get_family(args.model)
     t, h, w = args.latent
-    family.check_latent_frames(t)
+    if min(args.latent) < 1:
+        raise ValueError(f"latent={args.latent} must be three positive sizes (frames, height, width)")
+    family.check_latent_frames(t, "latent frames")
+    if not 0 < args.share < 1:
+        raise ValueError(f"share={args.share} must lie in (0, 1): the share of gradient mass inside the radius")
+    _at_least("tiles", args.tiles, 0)
+    _at_least("step", args.step, 1, "latent pixels")
     vae = load_vae(args.model, args.weights, device=args.device, dtype=getattr(torch, args.dtype), seed=args.seed)
     t0 = time.perf_counter()
     rf = receptive_field(vae, (t, h, w), share=args.share, seed=args.seed)
@@ -90,12 +101,18 @@ def cmd_probe(args) -> int:
         print(f"  smallest overlap within one 8-bit level ({ONE_8BIT_LEVEL:.4f}): {mo['minimal_overlap']}")
         out["minimal_overlap"] = mo
     if args.json:
-        print(json.dumps(out))
+        _write_json(args.json, out)
     return 0
 
 
 def cmd_report(args) -> int:
+    from vaestudy.models import WEIGHT_SOURCES, get_family
     from vaestudy.report import build_report
+
+    if args.model is not None:
+        get_family(args.model)
+    if args.weights is not None and args.weights not in WEIGHT_SOURCES:
+        raise ValueError(f"weights={args.weights!r} is not a weight source; valid: {', '.join(WEIGHT_SOURCES)}")
 
     return build_report(model=args.model, weights=args.weights, device=args.device, fast=args.fast,
                         notebooks=args.notebooks, out_dir=args.out_dir, jobs=args.jobs)
@@ -108,9 +125,8 @@ def cmd_bench(args) -> int:
                               strategies=args.strategies, chunk=args.chunk, tile=args.tile, overlap=args.overlap,
                               consumers=args.consumer, repeats=args.repeats, warmup=args.warmup, device=args.device,
                               dtype=args.dtype, seed=args.seed)  # ValueError here, before any model load
+    _at_least("threads", args.threads, 1)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"threads={args.threads} must be >= 1")
         torch.set_num_threads(args.threads)
     env = B.environment(args.device, args.dtype)
     print(f"{args.model} ({args.weights} weights) on {args.device} [{env['device_name']}], {args.dtype}, "
@@ -141,6 +157,7 @@ def cmd_plan(args) -> int:
     size = parse_size(args.size)
     get_family(args.model).latent_shape(args.frames, *size)
     budget = P.parse_bytes(args.memory_budget)
+    _at_least("top", args.top, 1, "rows")
     store = ResultStore(args.results)
     records = store.load()
     if not records:
@@ -176,6 +193,25 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _write_json(path: str, obj) -> None:
+    """--json PATH on every command: the record as JSON to PATH, or to stdout for '-'."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(obj, default=str)
+    if path == "-":
+        print(text)
+    else:
+        Path(path).write_text(text)
+        print(f"wrote {path}")
+
+
+def _at_least(name: str, value, low, unit: str = "") -> None:
+    """ValueError naming the option unless ``value >= low`` (checked before anything is loaded)."""
+    if value is not None and not value >= low:
+        raise ValueError(f"{name}={value} must be >= {low}{' ' + unit if unit else ''}")
+
+
 def _ints(text: str, name: str, n: int) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.lower().split("x"))
@@ -186,6 +222,46 @@ def _ints(text: str, name: str, n: int) -> tuple[int, ...]:
     return vals
 
 
+def _check_stream_args(args) -> None:
+    """Every option of ``stream`` checked here, before a model loads or a rank starts."""
+    from vaestudy.models import get_family
+
+    family = get_family(args.model)
+    _at_least("timeout", args.timeout, 1e-3, "s")
+    _at_least("deadline", args.deadline, 1e-3, "s")
+    _at_least("repeats", args.repeats, 1)
+    _at_least("threads", args.threads, 0)
+    if args.pipeline == "overlap":
+        try:
+            shares = [float(v) for v in args.shares.split(",")]
+        except ValueError:
+            raise ValueError(f"shares={args.shares!r} must be a comma list of numbers in (0, 1)") from None
+        bad = [v for v in shares if not 0 < v < 1]
+        if bad:
+            raise ValueError(f"shares={args.shares!r}: each decode share D/(G+D) must lie in (0, 1), got {bad}")
+        _at_least("chunks", args.chunks, 2)
+        _at_least("every", args.every, 0, "chunks")
+        _ints(args.latent_hw, "latent-hw", 2)
+    elif args.pipeline == "two-device":
+        family.check_frames(args.window, "window")
+        h, w = _ints(args.size, "size", 2)
+        family.latent_shape(args.window, h, w)
+        _at_least("windows", args.windows, 1)
+        _at_least("fps", args.fps, 1e-9, "frames per second")
+        _at_least("send-queue", args.send_queue, 1, "windows")
+        _at_least("recv-queue", args.recv_queue, 1, "windows")
+        _at_least("ring-frames", args.ring_frames, 0)
+        _at_least("prebuffer", args.prebuffer, 0, "s")
+    else:
+        t, _, _ = _ints(args.latent, "latent", 3)
+        family.check_latent_frames(t, "latent frames")
+        for h in args.halos.split(","):
+            if not (h.isdigit() or h == "full" or h in ("rf90", "rf95", "rf99")):
+                raise ValueError(f"halos={args.halos!r}: {h!r} is not a halo; valid: latent columns (0, 1, 2, ...), "
+                                 "rf90, rf95, rf99, full")
+        _at_least("chunk", args.chunk, 0, "latent frames")
+
+
 def cmd_stream(args) -> int:
     """vaestudy stream {overlap,two-device,split}: run a pipeline and print a summary."""
     import json
@@ -193,6 +269,7 @@ def cmd_stream(args) -> int:
 
     from vaestudy.distributed import DistributedRunError, launch
 
+    _check_stream_args(args)
     if args.pipeline == "overlap":
         from vaestudy.models import load_vae
         from vaestudy.pipeline import format_overlap_rows, overlap_sweep
@@ -254,10 +331,7 @@ def cmd_stream(args) -> int:
                   f"{r['seam_band_mean_abs']:>9.2e} {statistics.median(r['total_s']):>7.2f} {r['speedup']:>8.2f}")
         result = rec
     if args.json:
-        from pathlib import Path
-
-        Path(args.json).write_text(json.dumps(result, default=str))
-        print(f"wrote {args.json}")
+        _write_json(args.json, result)
     return 0
 
 
@@ -267,9 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode-check", help="every decode strategy on one latent, errors against the full decode")
     _model_args(p)
-    p.add_argument("--frames", type=int, default=17)
+    p.add_argument("--frames", type=int, default=17, help="pixel frames (the family's rule: 1 + 4k; 1 + 8k for CogVideoX)")
     p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
-    p.add_argument("--chunk", type=int, default=None, help="latent frames per chunk (default 1; 2 for CogVideoX)")
+    p.add_argument("--chunk", type=int, default=None, help="latent frames per chunk (None: 1; 2 for CogVideoX)")
     p.add_argument("--overlap", type=int, default=2, help="tile overlap in latent pixels")
     p.set_defaults(func=cmd_decode_check)
 
@@ -280,12 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", type=float, default=0.99, help="share of gradient mass that defines the radius")
     p.add_argument("--tiles", type=int, default=0, help="also sweep the overlap of N x N tiles against the full decode")
     p.add_argument("--step", type=int, default=2, help="overlap step of the sweep")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON to PATH ('-': stdout)")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("report", help="execute every notebook into build/ and export HTML into reports/")
     p.add_argument("--model", default=None, help="model name passed to every notebook (default: each notebook's own)")
-    p.add_argument("--weights", default=None)
+    p.add_argument("--weights", default=None, help="weight source passed to every notebook (pretrained, random, tiny, "
+                   "embedded; None: each notebook's own)")
     p.add_argument("--device", default=None, type=_device, help="where the notebooks decode (default: each notebook's own, cpu)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--fast", dest="fast", action="store_true", default=True, help="small sizes (default)")
@@ -308,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in latent px (default 2)")
     p.add_argument("--consumer", default="auto", help="comma list of discard, keep, video (auto: streams discard, "
                    "full/tiled keep)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed decodes per configuration")
     p.add_argument("--warmup", type=int, default=1, help="untimed decodes first (the first also counts FLOPs)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--out", default="results/bench.jsonl", help="JSONL results store (appended, resumed)")
@@ -322,13 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("plan", help="fastest strategy predicted to fit a memory budget, from benchmark results")
-    p.add_argument("--model", default="wan2.1")
-    p.add_argument("--frames", type=int, default=81)
+    p.add_argument("--model", default="wan2.1", choices=list(FAMILIES), help="VAE family to plan for")
+    p.add_argument("--frames", type=int, default=81, help="pixel frames of the video to decode")
     p.add_argument("--size", default="480x832", help="HEIGHTxWIDTH in pixels")
-    p.add_argument("--memory-budget", default="8GiB", help="weights + decode peak, e.g. 8GiB, 512MB")
-    p.add_argument("--results", default="results/bench.jsonl")
+    p.add_argument("--memory-budget", default="8GiB", help="weights + decode peak, with a unit: 8GiB, 512MB, 1000B")
+    p.add_argument("--results", default="results/bench.jsonl", help="bench records (JSONL) the cost model is fitted to")
     p.add_argument("--device", default=None, type=_device, help="plan for the records of this device (default: the only one in the results)")
-    p.add_argument("--dtype", default=None)
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                   help="only records of this dtype (None: the only one in the results)")
     p.add_argument("--weights", default=None, help="only records of this weight source (random, tiny, ...)")
     p.add_argument("--keep-output", action="store_true", help="the whole video must stay in memory")
     p.add_argument("--top", type=int, default=8, help="candidates to print")
@@ -336,19 +412,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     _add_stream_parser(sub)
+    for p in sub.choices.values():  # every option's default in --help
+        p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
 
 
 def _add_stream_parser(sub) -> None:
     p = sub.add_parser("stream", help="pipelines: decode || generation, encode/decode on two ranks, split decode")
-    p.add_argument("pipeline", choices=["overlap", "two-device", "split"])
+    p.add_argument("pipeline", choices=["overlap", "two-device", "split"],
+                   help="overlap: decode beside generation; two-device: encode on one rank, decode on another; "
+                        "split: one decode split across ranks")
     _model_args(p, weights="tiny")
     p.add_argument("--threads", type=int, default=1, help="torch threads per side/rank (0: process default)")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the full record here")
+    p.add_argument("--repeats", type=int, default=1, help="runs per configuration")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the full record as JSON to PATH ('-': stdout)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds any collective or send/recv may wait")
     p.add_argument("--deadline", type=float, default=600.0, help="seconds the whole distributed run may take")
-    p.add_argument("--fail-rank", type=int, default=-1, help=argparse.SUPPRESS)  # test hook: make a rank fail
+    p.add_argument("--fail-rank", type=int, default=-1,
+                   help="testing: make this rank raise, to see how a failure ends the run (-1: none)")
     p.add_argument("--shares", default="0.2,0.5,0.8", help="overlap: decode shares D/(G+D) to sweep")
     p.add_argument("--chunks", type=int, default=6, help="overlap: chunks per run")
     p.add_argument("--latent-hw", default="4x4", help="overlap: latent HxW per chunk")
@@ -356,17 +437,18 @@ def _add_stream_parser(sub) -> None:
     p.add_argument("--clip", default="carphone", help="two-device: capture source (a vaestudy.data clip or 'random')")
     p.add_argument("--size", default="32x32", help="two-device: frame HEIGHTxWIDTH")
     p.add_argument("--window", type=int, default=5, help="two-device: frames per window (1 + 4k)")
-    p.add_argument("--windows", type=int, default=6)
+    p.add_argument("--windows", type=int, default=6, help="two-device: windows captured")
     p.add_argument("--fps", type=float, default=8.0, help="two-device: capture and output frame rate")
-    p.add_argument("--send-queue", type=int, default=2)
-    p.add_argument("--send-policy", default="block", choices=["block", "drop", "drop-oldest"])
-    p.add_argument("--recv-queue", type=int, default=2)
+    p.add_argument("--send-queue", type=int, default=2, help="two-device: windows the sender may hold")
+    p.add_argument("--send-policy", default="block", choices=["block", "drop", "drop-oldest"],
+                   help="two-device: what a full send queue does")
+    p.add_argument("--recv-queue", type=int, default=2, help="two-device: windows the receiver may hold")
     p.add_argument("--ring-frames", type=int, default=0, help="two-device: output ring capacity (0: 3 windows)")
     p.add_argument("--prebuffer", type=float, default=0.0, help="two-device: playout delay (s)")
     p.add_argument("--latent", default="3x4x8", help="split: latent FRAMESxHEIGHTxWIDTH")
     p.add_argument("--halos", default="0,1,2,rf99,full", help="split: halos in latent columns, rf90/rf95/rf99, full")
     p.add_argument("--chunk", type=int, default=0, help="split: latent frames per streamed step (0: 1; 2 for CogVideoX)")
-    p.add_argument("--blend", default="crop", choices=["crop", "linear"])
+    p.add_argument("--blend", default="crop", choices=["crop", "linear"], help="split: how halos are joined")
     p.set_defaults(func=cmd_stream)
 
 
@@ -376,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "device", None) and args.command not in NAMES_DEVICE_ONLY:
             check_device(args.device)  # before any model load: "CUDA is not available", not a torch traceback
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, WeightsUnavailable, FileNotFoundError) as exc:  # bad input, or weights/checkout not here
         print(f"vaestudy {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -16,7 +16,9 @@ which frame counts decode cleanly and the family's own tiling defaults.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,7 +217,7 @@ FAMILIES: dict[str, VAEFamily] = {
 
 OFFLINE_HELP = (
     "Pretrained weights for {name} ({repo}, subfolder {sub!r}) are not available offline. "
-    "On a machine with internet run `huggingface-cli download {repo} --include '{sub}/*'` "
+    "On a machine with internet run `hf download {repo} --include '{sub}/*'` "
     "(or pass a local directory: load_vae({name!r}, weights='pretrained', path='/dir/with/config.json')), "
     "or use weights='random' (real config, random weights: latency and memory only) or weights='tiny'."
 )
@@ -290,6 +292,28 @@ def load_vae(
     return vae
 
 
+class WeightsUnavailable(OSError):
+    """Pretrained weights that cannot be had here (offline, not in the cache); the message says what to run."""
+
+
+@contextlib.contextmanager
+def _quiet_hub():
+    """Silence the hub's and diffusers' warnings while probing the cache: the one error that follows says it all."""
+    import diffusers
+    import huggingface_hub
+
+    levels = (diffusers.utils.logging.get_verbosity(), huggingface_hub.utils.logging.get_verbosity())
+    diffusers.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        diffusers.utils.logging.set_verbosity(levels[0])
+        huggingface_hub.utils.logging.set_verbosity(levels[1])
+
+
 def _load_pretrained(family: VAEFamily, cls, path):
     if path is not None:
         p = Path(path)
@@ -298,16 +322,18 @@ def _load_pretrained(family: VAEFamily, cls, path):
         sub = family.subfolder if (p / family.subfolder / "config.json").exists() else None
         return cls.from_pretrained(p, subfolder=sub)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    help_text = OFFLINE_HELP.format(name=family.name, repo=family.repo_id, sub=family.subfolder)
     try:
         # Look in the local cache first so an offline machine fails in milliseconds.
-        return cls.from_pretrained(family.repo_id, subfolder=family.subfolder, local_files_only=True)
+        with _quiet_hub():
+            return cls.from_pretrained(family.repo_id, subfolder=family.subfolder, local_files_only=True)
     except (OSError, EnvironmentError) as exc:
         if offline:
-            raise OSError(OFFLINE_HELP.format(name=family.name, repo=family.repo_id, sub=family.subfolder)) from exc
+            raise WeightsUnavailable(help_text) from exc
     try:
         return cls.from_pretrained(family.repo_id, subfolder=family.subfolder)
     except Exception as exc:  # network errors come in many classes
-        raise OSError(OFFLINE_HELP.format(name=family.name, repo=family.repo_id, sub=family.subfolder)) from exc
+        raise WeightsUnavailable(help_text) from exc
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -260,7 +260,7 @@ def error_summary(errors: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # planning
 # ---------------------------------------------------------------------------------------------
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30}
 
 
@@ -271,8 +271,10 @@ def parse_bytes(text: str | int | float) -> int:
             raise ValueError(f"memory budget={text!r} must be positive")
         return int(text)
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if m and not m.group(2):
+        raise ValueError(f"memory budget={text!r} needs a unit: 8GiB, 512MB, 1000B (a bare number is ambiguous)")
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"memory budget={text!r} must look like 8GiB, 512MB or a number of bytes")
+        raise ValueError(f"memory budget={text!r} must look like 8GiB, 512MB or 1000B")
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
     if value <= 0:
         raise ValueError(f"memory budget={text!r} must be positive")

@@ -232,7 +232,9 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
         unknown = wanted - {p.name for p in paths}
         if unknown:
             raise ValueError(f"notebooks={sorted(unknown)} not found; valid: {[p.name for p in paths]}")
-        paths = [p for p in paths if p.name in wanted]
+        by_name = {p.name: p for p in paths}
+        paths = [by_name[n] for n in dict.fromkeys(Path(n).name for n in notebooks)]  # the caller's order: with
+        # jobs > 1 it is the order notebooks start in (the index lists them in file order either way)
     params = {"FAST": fast}
     for key, val in (("MODEL", model), ("WEIGHTS", weights), ("DEVICE", device)):
         if val is not None:
