@@ -51,18 +51,25 @@ def _row_480p():
 def test_002_dcae_ratio_at_480p():
     """002's headline R = 0.88 at 480p, three ways through the package: the closed form, the codec, the MB/min."""
     row, b, mp4, lat, r = _row_480p()
-    assert r2(C.storage_ratio(32, 32, b, "fp16")) == r
+    assert r2(C.storage_ratio(spatial=32, channels=32, bits_per_pixel=b, precision="fp16")) == r
     assert r2(C.codec_storage_ratio(DCAE, b)) == r
     assert (r1(row.mp4_mb_min), r1(row.latent_mb_min["fp16"])) == (mp4, lat)  # the note's measured MB/min
     assert r2(row.latent_mb_min["fp16"] / row.mp4_mb_min) == r2(row.ratio["fp16"]) == r
+
+
+def test_storage_ratio_takes_named_quantities_only():
+    with pytest.raises(TypeError):
+        C.storage_ratio(32, 32, 0.57, "fp16")  # positional: the order was easy to get wrong
+    r = C.storage_ratio(channels=32, precision="fp16", bits_per_pixel=0.57, spatial=32, temporal=1)
+    assert r == pytest.approx(32 * 2 * 8 / (0.57 * 32 ** 2))  # R = c p 8 / (b s^2 t)
 
 
 def test_002_compression_vs_raw():
     assert C.compression_vs_raw(32, 32, "fp16") == 48.0
     assert round(C.h264_compression_vs_raw(0.57)) == 42
     # "even t=2 would bring the ratio from 0.88 to 0.44": R scales as 1/t
-    assert r2(C.storage_ratio(32, 32, 0.57, "fp16", t=2)) == 0.44
-    assert C.storage_ratio(32, 32, 0.57, "fp16", t=2) == pytest.approx(C.storage_ratio(32, 32, 0.57, "fp16") / 2)
+    assert r2(C.storage_ratio(spatial=32, channels=32, bits_per_pixel=0.57, precision="fp16", temporal=2)) == 0.44
+    assert C.storage_ratio(spatial=32, channels=32, bits_per_pixel=0.57, precision="fp16", temporal=2) == pytest.approx(C.storage_ratio(spatial=32, channels=32, bits_per_pixel=0.57, precision="fp16") / 2)
 
 
 def test_002_measured_sizes_headline():
@@ -239,8 +246,8 @@ def test_003_send_queue():
 # ---- input validation -----------------------------------------------------------------
 @pytest.mark.parametrize("call,match", [
     (lambda: C.bytes_per_value("fp4"), "precision='fp4'"),
-    (lambda: C.storage_ratio(0, 32, 0.5), "s=0"),
-    (lambda: C.storage_ratio(32, 32, -1), "bpp=-1"),
+    (lambda: C.storage_ratio(spatial=0, channels=32, bits_per_pixel=0.5), "s=0"),
+    (lambda: C.storage_ratio(spatial=32, channels=32, bits_per_pixel=-1), "bits_per_pixel=-1"),
     (lambda: C.latent_shape("wan2.1", 17, 100, 128), "height=100"),
     (lambda: C.latent_shape("wan2.1", 18, 128, 128), "frames - 1=17"),
     (lambda: C.latent_shape("wan2.1", 17, 128, -8), "width=-8"),

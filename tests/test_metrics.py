@@ -47,6 +47,12 @@ def test_seam_band_psnr_separates_band_from_interior(clip):
     assert increasing([-r["seam_db"] for r in rows])  # larger amplitude, lower seam-band PSNR
     same = M.seam_band_psnr(clip, clip, *SEAMS)
     assert math.isinf(same["seam_db"]) and math.isinf(same["interior_db"])
+    assert same["gap_db"] == 0.0  # identical videos: no error gathers anywhere (was inf - inf = NaN)
+    for r in rows:  # finite parts: the gap is the difference of the two PSNRs
+        assert r["gap_db"] == pytest.approx(r["interior_db"] - r["seam_db"], abs=1e-9)
+    only_seam = clip.clone()
+    only_seam[..., 30:34, :] += 0.1  # a band on the seam y=32 only: the interior is untouched
+    assert M.seam_band_psnr(clip, only_seam, [32.0], [], band=4)["gap_db"] == math.inf
     # a flat offset per tile (width=inf) is no band: both PSNRs agree
     flat = M.seam_band_psnr(clip, A.inject_seam(clip, *SEAMS, 0.05, width=math.inf), *SEAMS)
     assert abs(flat["gap_db"]) < 1.0, flat

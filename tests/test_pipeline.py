@@ -220,3 +220,24 @@ def test_two_device_cogvideox_windows_two_ranks():
     rec = launch_local("two-device", {"model": "cogvideox", "windows": 2, "window": 9, "size": [16, 16], "fps": 40.0,
                                       "clip": "random"}, timeout_s=240)
     assert rec["shown_frames"] == 18 and rec["dropped_windows"] == []
+
+
+@pytest.mark.slow  # starts ranks
+def test_runs_leave_no_temporary_folders(tmp_path, monkeypatch):
+    """launch_local and launch (torchrun) remove what they create, on success and on failure."""
+    import tempfile
+
+    from torch.multiprocessing import ProcessRaisedException
+
+    from vaestudy.distributed import DistributedRunError, launch
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    cfg = {"latent": [1, 2, 4], "halos": [0], "threads": 1}
+    launch_local("split", cfg, timeout_s=120)
+    with pytest.raises(ProcessRaisedException):
+        launch_local("split", {**cfg, "fail_rank": 1}, timeout_s=120)
+    with pytest.raises(DistributedRunError, match="injected failure on rank 1"):
+        launch("split", {**cfg, "fail_rank": 1}, timeout_s=120, deadline_s=300)
+    # torchinductor_<user> is torch's own persistent compile cache, not a run's leftover
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("torchinductor_")) == []

@@ -208,3 +208,11 @@ def test_jobs_execute_notebooks_at_once_with_their_own_results_dir(tmp_path):
     assert index.index("01_nb") < index.index("02_nb") < index.index("03_nb")  # rows in notebook order
     with pytest.raises(ValueError, match="jobs=0 must be an integer >= 1"):
         build_report(root=root, out_dir=out, jobs=0)
+
+
+def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+    root = _checkout(tmp_path)
+    _nb(root / "notebooks" / "01_quiet.ipynb", ["import os\nprint(os.getpid())"])
+    assert build_report(root=root, out_dir=tmp_path / "out") == 0
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "Traceback" not in err

@@ -849,7 +849,7 @@ def sweep(configs: Iterable[BenchConfig], store: ResultStore | str | os.PathLike
     configs, store, run_id, envs, done = _sweep_setup(configs, store, run_id, resume)
     models: dict[tuple, torch.nn.Module] = {}  # inline runs load each model once
     records = []
-    bar = tqdm(configs, disable=not progress, desc="bench", unit="config")
+    bar = tqdm(configs, disable=None if progress else True, desc="bench", unit="config")  # None: off unless a terminal
     seen: set[str] = set()
     for cfg in bar:
         env = envs[(cfg.device, cfg.dtype)]

@@ -176,10 +176,15 @@ def h264_compression_vs_raw(bpp: float) -> float:
     return RAW_RGB_BYTES_PER_PIXEL * 8 / bpp
 
 
-def storage_ratio(s: int, c: int, bpp: float, precision: str = "fp16", t: float = 1) -> float:
-    """R = latent bytes / MP4 bytes = c p 8 / (b s^2 t); below 1 the latents are smaller."""
-    _positive("bpp", bpp)
-    return compression_vs_raw_to_ratio(compression_vs_raw(s, c, precision, t), bpp)
+def storage_ratio(*, spatial: int, channels: int, bits_per_pixel: float, precision: str = "fp16",
+                  temporal: float = 1) -> float:
+    """R = latent bytes / MP4 bytes = c p 8 / (b s^2 t); below 1 the latents are smaller.
+
+    Keyword-only, in the formula's terms: ``spatial`` s (pixels per latent pixel along a side), ``channels`` c,
+    ``bits_per_pixel`` b of the MP4, ``precision`` (a name, e.g. "fp16", whose bytes per value are p), ``temporal`` t.
+    """
+    _positive("bits_per_pixel", bits_per_pixel)
+    return compression_vs_raw_to_ratio(compression_vs_raw(spatial, channels, precision, temporal), bits_per_pixel)
 
 
 def compression_vs_raw_to_ratio(latent_compression: float, bpp: float) -> float:
@@ -191,12 +196,12 @@ def compression_vs_raw_to_ratio(latent_compression: float, bpp: float) -> float:
 def codec_storage_ratio(codec: str | Codec, bpp: float, precision: str = "fp16") -> float:
     """:func:`storage_ratio` for a named codec."""
     cd = get_codec(codec)
-    return storage_ratio(cd.s, cd.c, bpp, precision, cd.t)
+    return storage_ratio(spatial=cd.s, channels=cd.c, bits_per_pixel=bpp, precision=precision, temporal=cd.t)
 
 
 def min_temporal_compression(s: int, c: int, bpp: float, precision: str = "fp16") -> float:
     """Smallest t at which latents stop being larger than the MP4 (R(t) = 1): c p 8 / (b s^2)."""
-    return storage_ratio(s, c, bpp, precision, 1)
+    return storage_ratio(spatial=s, channels=c, bits_per_pixel=bpp, precision=precision, temporal=1)
 
 
 # ---- rates and dataset sizes --------------------------------------------------------

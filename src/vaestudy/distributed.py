@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -146,14 +147,26 @@ def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, dea
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
     _config(task, cfg)  # validate before starting processes
+    own = workdir is None  # a folder we made is removed afterwards, on success and on failure
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-"))
     tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        return _launch_in(tmp, task, cfg, nproc=nproc, timeout_s=timeout_s, deadline_s=deadline_s,
+                          threads_env=threads_env, keep=not own)
+    finally:
+        if own:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _launch_in(tmp: Path, task: str, cfg: dict, *, nproc: int, timeout_s: float, deadline_s: float,
+               threads_env: int, keep: bool) -> dict:
     cfg_path, out_path = tmp / "config.json", tmp / "result.json"
     cfg_path.write_text(json.dumps(cfg))
     if out_path.exists():
         out_path.unlink()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads_env), HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),
-               PYTHONUNBUFFERED="1", TORCHELASTIC_ERROR_FILE=str(tmp / "error.json"))
+               PYTHONUNBUFFERED="1", TORCHELASTIC_ERROR_FILE=str(tmp / "error.json"),
+               TMPDIR=str(tmp))  # torchrun's own torchelastic_* folders go in here too, and leave with it
     cmd = torchrun_command(task, str(cfg_path), str(out_path), nproc=nproc, timeout_s=timeout_s)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
@@ -171,10 +184,12 @@ def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, dea
         failed = sorted({int(line.split("rank ")[1].split("]")[0]) for line in log.splitlines()
                          if line.startswith("[vaestudy rank ")})
         who = f"rank {', '.join(map(str, failed))}" if failed else "a rank"
+        where = f"\nfull log: {tmp / 'log.txt'}" if keep else f"\nlast output:\n{_tail(log, 15)}"
         raise DistributedRunError(f"{task} failed on {who} (torchrun exit code {proc.returncode}): "
-                                  f"{_rank_errors(log) or _tail(log)}\nfull log: {tmp / 'log.txt'}")
+                                  f"{_rank_errors(log) or _tail(log)}{where}")
     rec = json.loads(out_path.read_text())
-    rec["workdir"] = str(tmp)
+    if keep:
+        rec["workdir"] = str(tmp)
     return rec
 
 
@@ -217,6 +232,18 @@ def launch_local(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.
 
     _config(task, cfg)
     out = Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-")) / "result.json"
+    saved_tempdir = tempfile.tempdir
+    tempfile.tempdir = str(out.parent)  # torch.multiprocessing's pytorch-errorfile-*.pickle land here, and leave with it
+    try:
+        return _start_local(out, task, cfg, nproc=nproc, timeout_s=timeout_s, start_method=start_method)
+    finally:
+        tempfile.tempdir = saved_tempdir
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def _start_local(out: Path, task: str, cfg: dict, *, nproc: int, timeout_s: float, start_method: str) -> dict:
+    import torch.multiprocessing as mp
+
     try:
         mp.start_processes(_local_entry, args=(nproc, free_port(), task, cfg, str(out), timeout_s), nprocs=nproc,
                            join=True, start_method=start_method)

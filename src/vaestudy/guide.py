@@ -473,7 +473,7 @@ def claims(st: Study) -> list[dict]:
                      f"({n * 2 / 28e9:.1%} of 28 GB); streamed decode peak does not grow with video length "
                      f"(memory row)", "agrees" if n * 2 < 0.1 * 28e9 else "disagrees"))
     # --- 002: latents vs MP4
-    r = C.storage_ratio(32, 32, 0.57)
+    r = C.storage_ratio(spatial=32, channels=32, bits_per_pixel=0.57)
     rows.append(_row("002", "R = c*p*8/(b*s^2): fp16 DC-AE f32c32 at b = 0.57 gives R ~0.88",
                      f"R = {r:.3f}", "agrees" if abs(r - 0.88) < 0.01 else "disagrees"))
     rows.append(_row("002", "DC-AE f32c32 compresses raw RGB 48x; H.264 at b = 0.57 about 42x",
@@ -482,7 +482,7 @@ def claims(st: Study) -> list[dict]:
                      else "disagrees"))
     cos = C.compression_vs_raw(8, 16, "fp16", t=8)
     rows.append(_row("002", "Cosmos CV8x8x8 (fp16) is 96x vs raw, R = 0.44, 20.2 MB/min",
-                     f"the note's own formula gives {cos:.0f}x and R = {C.storage_ratio(8, 16, 0.57, t=8):.2f}",
+                     f"the note's own formula gives {cos:.0f}x and R = {C.storage_ratio(spatial=8, channels=16, bits_per_pixel=0.57, temporal=8):.2f}",
                      "agrees" if round(cos) == 96 else "disagrees", "off by a factor of two"))
     b = st.bpp
     falls = all(x["bpp"] > y["bpp"] for x, y in zip(b, b[1:]))

@@ -119,7 +119,8 @@ def seam_band_psnr(ref, test, seams_y=(), seams_x=(), band: float = 4.0) -> dict
     """PSNR (dB) of pixels within ``band`` px of a seam versus the interior (farther than ``band`` px).
 
     Returns ``seam_db``, ``interior_db``, ``gap_db`` (interior - seam: > 0 when error gathers at
-    seams) and the pixel share of the band.  Without seams every pixel is interior.
+    seams; defined for identical videos and error-free parts too, see :func:`_gap_db`) and the pixel share of
+    the band.  Without seams every pixel is interior.
     """
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -137,8 +138,23 @@ def seam_band_psnr(ref, test, seams_y=(), seams_x=(), band: float = 4.0) -> dict
         return math.inf if np.array_equal(x, y) else float(peak_signal_noise_ratio(x, y, data_range=DATA_RANGE))
 
     seam_db, interior_db = part(near), part(~near)
-    return {"seam_db": seam_db, "interior_db": interior_db, "gap_db": interior_db - seam_db,
+    return {"seam_db": seam_db, "interior_db": interior_db, "gap_db": _gap_db(a, b, near),
             "band_px": float(band), "band_share": float(near.mean())}
+
+
+def _gap_db(a: np.ndarray, b: np.ndarray, near: np.ndarray) -> float:
+    """10 log10(MSE near the seams / MSE inside the tiles): interior_db - seam_db when both are finite; 0.0 when
+    neither part has any error (identical videos); +inf when only the seam band has error, -inf when only the
+    interior has; NaN only when a part has no pixels (no seams, or a band covering the frame)."""
+    if not near.any() or near.all():
+        return math.nan
+    mse_seam = float(np.mean((a[:, near] - b[:, near]) ** 2))
+    mse_in = float(np.mean((a[:, ~near] - b[:, ~near]) ** 2))
+    if mse_seam == mse_in == 0.0:
+        return 0.0
+    if mse_in == 0.0 or mse_seam == 0.0:
+        return math.inf if mse_in == 0.0 else -math.inf
+    return 10 * math.log10(mse_seam / mse_in)
 
 
 def _line_indices(seams: Sequence[float], n: int) -> list[int]:

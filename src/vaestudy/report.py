@@ -158,6 +158,18 @@ def _failed_cell(exc) -> str:
     return f"cell [{cell}]" if cell is not None else "a cell"
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over IPC (unix sockets): nothing listens on TCP, and ipykernel has no
+    "running over TCP without encryption" warning to print for every notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+
+    return IPCKernelManager
+
+
 def _execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int, attempts: int = 2) -> str:
     """Run one notebook with papermill; "ok", "ok (...)" after a retried timeout, or "FAILED in ..."."""
     import papermill as pm
@@ -168,7 +180,7 @@ def _execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int, a
         try:
             pm.execute_notebook(str(nb_path), str(out_path), parameters=params, kernel_name="python3",
                                 cwd=str(nb_path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=cell_timeout_s)
+                                execution_timeout=cell_timeout_s, kernel_manager_class=_ipc_kernel_manager())
         except CellTimeoutError as exc:  # a stuck client, not an error of the notebook: run it again
             timed_out.append(str(exc).splitlines()[0])
             print(f"[report] {nb_path.name}: attempt {attempt} stopped after {cell_timeout_s} s in one cell: "

@@ -436,7 +436,8 @@ def train(args) -> Path:
             nonlocal cpu, wall
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
 
-        bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout)
+        bar = tqdm(total=args.steps, initial=step, desc=f"train {args.family}", mininterval=5, file=sys.stdout,
+                   disable=None)  # off when stdout is not a terminal (logs): the periodic eval lines remain
         while budget_left() and not stop:
             lr = args.lr * sched(step, cpu, wall)
             for g in opt.param_groups:
