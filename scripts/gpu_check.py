@@ -46,6 +46,12 @@ def plan_steps(out: Path, *, dtype: str, gpus: int, notebooks: bool) -> list[tup
                                            "--inline", "--fresh", "--strategies", "full,tiled,chunked,tiled+chunked"
                                            if FAMILIES[name].cache else "full,tiled,chunked-naive",
                                            "--out", bench_out]))
+    frames, _, size = family_size("wan2.1")
+    for dt in ("float32", "float16", "bfloat16"):  # dtype truth: the same table in every precision, errors vs fp32
+        if dt != dtype:
+            steps.append((f"decode-check wan2.1 {dt}", v + ["decode-check", "--model", "wan2.1", "--weights", "random",
+                                                            "--device", "cuda", "--dtype", dt, "--frames", str(frames),
+                                                            "--size", size]))
     steps.append(("probe wan2.1", v + ["probe", "--model", "wan2.1", "--weights", "random", "--device", "cuda",
                                        "--latent", "3", "16", "16"]))
     steps.append(("plan wan2.1", v + ["plan", "--model", "wan2.1", "--frames", "81", "--size", "480x832",

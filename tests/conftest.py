@@ -48,9 +48,9 @@ def pytest_sessionfinish(session, exitstatus):
         if _SUITE["proc"].poll() is None:
             _SUITE["proc"].kill()
         _SUITE["log"].close()
-        if exitstatus == 0:
+        if exitstatus == 0 and not os.environ.get("VAESTUDY_KEEP_SUITE"):
             shutil.rmtree(_SUITE["out"], ignore_errors=True)
-        else:
+        else:  # failed, or asked for: e.g. to refresh check-cell references with scripts/clean_notebook.py
             print(f"\nexecuted notebooks, pages and the report log are kept in {_SUITE['out']}")
 
 

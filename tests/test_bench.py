@@ -263,3 +263,11 @@ def test_interleaved_ratios_pair_repeats():
     assert row["first_frame_ratio"] == pytest.approx(0.1)
     ch2 = dict(ch, wall_s_all=[11.0, 12.0, 11.0])  # the spike hit full only
     assert B.with_ratios([full, ch2])[1]["wall_ratio"] == pytest.approx(1.1)
+
+
+def test_a_default_tile_plan_really_tiles_or_says_it_cannot():
+    """At 32x32 (a 4x4 Wan latent) bench once ran 'tiled' as one 4x4 tile with overlap 0: the full decode."""
+    cfg = B.validate_config(B.BenchConfig(model="wan2.1", weights="tiny", frames=5, size=(32, 32), strategy="tiled"))
+    assert cfg.overlap == (2, 2) and cfg.tile == (3, 3)  # 2x2 tiles of 3 latent px, overlapping by 2
+    with pytest.raises(ValueError, match="latent 2x2 is too small to tile with overlap=2"):
+        B.validate_config(B.BenchConfig(model="wan2.1", weights="tiny", frames=5, size=(16, 16), strategy="tiled"))

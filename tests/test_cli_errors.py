@@ -16,10 +16,11 @@ from vaestudy.cli import build_parser, main
 BAD = {
     "decode-check": [(["--overlap", "-1"], "overlap=-1"), (["--chunk", "0"], "chunk=0"),
                      (["--frames", "6"], "1 + 4*k"), (["--size", "64x60"], "60"), (["--size", "big"], "size='big'"),
-                     (["--model", "cogvideox", "--chunk", "1"], "chunk=1"), (["--frames", "0"], "frames=0")],
+                     (["--model", "cogvideox", "--chunk", "1"], "chunk=1"), (["--frames", "0"], "frames=0"),
+                     (["--size", "16x16"], "too small to tile")],
     "probe": [(["--latent", "0", "4", "4"], "latent"), (["--share", "1.5"], "share=1.5"), (["--tiles", "-1"], "tiles=-1"),
               (["--step", "0"], "step=0"), (["--model", "cogvideox", "--latent", "2", "8", "8"], "latent")],
-    "bench": [(["--frames", "8"], "1 + 4*k"), (["--strategies", "full,sideways"], "sideways"), (["--size", "64x60"], "60"),
+    "bench": [(["--frames", "8"], "1 + 4*k"), (["--size", "16x16", "--strategies", "tiled"], "too small to tile"), (["--strategies", "full,sideways"], "sideways"), (["--size", "64x60"], "60"),
               (["--threads", "0"], "threads=0"), (["--repeats", "0"], "repeats=0"), (["--chunk", "0"], "chunk=0"),
               (["--overlap", "-1"], "overlap"), (["--tile", "0"], "tile"), (["--warmup", "-1"], "warmup=-1")],
     "plan": [(["--memory-budget", "lots"], "lots"), (["--memory-budget", "8"], "unit"), (["--frames", "80"], "1 + 4*k"),
@@ -75,7 +76,7 @@ def test_every_subcommand_shows_its_defaults_in_help(capsys):
 def test_pretrained_offline_is_one_clean_error(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    code = main(["decode-check", "--weights", "pretrained", "--frames", "5", "--size", "16x16"])
+    code = main(["decode-check", "--weights", "pretrained", "--frames", "5", "--size", "32x32"])
     err = capsys.readouterr().err
     assert code == 2
     assert "hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in err and "huggingface-cli" not in err

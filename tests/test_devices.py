@@ -250,7 +250,7 @@ def test_fraction_of_peak_above_one_is_an_error_not_a_result():
 
 # ---- every command accepts every spelling of the device ----------------------------------------------------------
 @pytest.mark.parametrize("argv, expect", [
-    (["decode-check", "--weights", "tiny", "--frames", "5", "--size", "16x16"], "on cpu"),
+    (["decode-check", "--weights", "tiny", "--frames", "5", "--size", "32x32"], "on cpu"),
     (["probe", "--weights", "tiny", "--latent", "2", "6", "6"], "of the gradient"),
     (["bench", "--weights", "tiny", "--frames", "5", "--size", "16x16", "--strategies", "full,chunked",
       "--repeats", "1", "--warmup", "0", "--inline", "--no-flops"], "measured"),
@@ -312,7 +312,7 @@ def test_cli_cuda_without_cuda_is_one_clean_error(capsys):
 def test_bf16_table_states_its_error_against_fp32(capsys):
     from vaestudy.cli import main
 
-    assert main(["decode-check", "--weights", "tiny", "--frames", "5", "--size", "16x16", "--dtype", "bfloat16",
+    assert main(["decode-check", "--weights", "tiny", "--frames", "5", "--size", "32x32", "--dtype", "bfloat16",
                  "--device", "cpu:0"]) == 0
     out = capsys.readouterr().out
     head = next(line for line in out.splitlines() if line.startswith("strategy"))
@@ -368,6 +368,7 @@ def test_gpu_check_covers_every_family_and_command(tmp_path, gpus, backend):
     for fam in FAMILIES:
         assert f"decode-check {fam}" in names and f"bench {fam}" in names
     assert {"probe wan2.1", "plan wan2.1", "stream overlap (CUDA stream)", "report --device cuda (FAST)"} <= set(names)
+    assert {"decode-check wan2.1 float32", "decode-check wan2.1 float16"} <= set(names)  # bf16 is the default run
     assert f"stream two-device ({backend})" in names and f"stream split ({backend})" in names
     parser = build_parser()
     for name, argv in steps:  # every step is a valid command line (family frame rules included)

@@ -83,3 +83,26 @@ def test_critical_share_inverts_the_overlap_model(gain):
 def test_critical_share_is_clipped_outside_the_model():
     assert G.critical_share_for_gain(0.5) == 0.0  # more than overlap can ever give
     assert G.critical_share_for_gain(-0.1) == 1.0
+
+
+def test_stage_profile_gives_flops_and_flop_rate_per_stage(tiny):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from conftest import latent_for
+    from vaestudy.decode import decode_full
+
+    vae = tiny("wan2.1")
+    z = latent_for(vae, 2, 4)
+    with FlopCounterMode(display=False) as fc:
+        decode_full(vae, z)
+    rows = G.stage_profile(vae, z, peak_flops=1e18)
+    assert sum(r["flops"] for r in rows) == fc.get_total_flops()  # every FLOP of the decode sits in one row
+    ups = [r for r in rows if r["stage"].startswith("up_blocks")]
+    assert ups and all(r["flops"] > 0 for r in ups)
+    for r in rows:
+        if r["flop_s"]:
+            assert r["flop_s"] == pytest.approx(r["flops"] / r["seconds"])
+            assert r["fraction_of_peak"] == pytest.approx(r["flop_s"] / 1e18) and r["peak_error"] is None
+    too_low = G.stage_profile(vae, z, peak_flops=1.0)  # a "peak" every stage beats: an error, never a fraction
+    assert all(r["fraction_of_peak"] is None for r in too_low)
+    assert any(r["peak_error"] and "exceeds the measured peak" in r["peak_error"] for r in too_low)

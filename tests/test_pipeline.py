@@ -234,10 +234,19 @@ def test_runs_leave_no_temporary_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     cfg = {"latent": [1, 2, 4], "halos": [0], "threads": 1}
-    launch_local("split", cfg, timeout_s=120)
+    # spawn: the run times its one-process reference with 2 threads, which hangs a forked child (see above)
+    launch_local("split", cfg, timeout_s=120, start_method="spawn")
     with pytest.raises(ProcessRaisedException):
         launch_local("split", {**cfg, "fail_rank": 1}, timeout_s=120)
     with pytest.raises(DistributedRunError, match="injected failure on rank 1"):
         launch("split", {**cfg, "fail_rank": 1}, timeout_s=120, deadline_s=300)
     # torchinductor_<user> is torch's own persistent compile cache, not a run's leftover
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("torchinductor_")) == []
+
+
+def test_overlap_table_shows_the_share_asked_for_beside_the_one_measured():
+    row = {"target_share": 0.5, "share": 0.4, "gen_steps": 3, "G_s": 0.3, "D_s": 0.2, "seq_period_s": 0.5,
+           "bound_seq_s": 0.5, "ovl_period_s": 0.35, "bound_ovl_s": 0.3, "gain": 0.43, "bound_gain": 0.67,
+           "gen_slowdown": 1.1, "decode_slowdown": 1.2, "latency_seq_s": 0.5, "latency_ovl_s": 0.6}
+    head, _, line = P.format_overlap_rows([row]).splitlines()
+    assert head.split()[:2] == ["target", "share"] and line.split()[:2] == ["0.50", "0.40"]

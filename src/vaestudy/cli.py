@@ -37,14 +37,15 @@ def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random")
 
 def cmd_decode_check(args) -> int:
     from vaestudy.decode import chunk_plan, decode_full
-    from vaestudy.experiments import format_table, parse_size, random_latent, strategy_table
+    from vaestudy.experiments import default_tile_plan, format_table, parse_size, random_latent, strategy_table
     from vaestudy.models import get_family, load_vae
 
     size = parse_size(args.size)
     family = get_family(args.model)
     family.check_frames(args.frames)
-    _, latent_frames, _, _ = family.latent_shape(args.frames, *size)  # validate before loading anything
+    _, latent_frames, lh, lw = family.latent_shape(args.frames, *size)  # validate before loading anything
     _at_least("overlap", args.overlap, 0, "latent pixels")
+    default_tile_plan((lh, lw), args.overlap)  # the tiled rows must really tile
     if args.chunk is not None:
         chunk_plan(family, latent_frames, args.chunk)
     torch.manual_seed(args.seed)
@@ -283,7 +284,9 @@ def cmd_stream(args) -> int:
               f"threads per side {args.threads or 'process default'}, re-encode every {args.every or 'never'}; "
               "generator = Conv3d stand-in (real compute, no meaning)")
         print(format_overlap_rows(rows))
-        print("bounds: sequential G+D(+R), overlapped max(G, D); gain = seq/ovl - 1; 'slow' = stage time overlapped / alone")
+        print("target: the decode share D/(G+D) asked for; share: the one measured (whole generator steps, timed "
+              "in the run); bounds: sequential G+D(+R), overlapped max(G, D); gain = seq/ovl - 1; "
+              "'slow' = stage time overlapped / alone")
         result = rows
     elif args.pipeline == "two-device":
         cfg = {"model": args.model, "weights": args.weights, "seed": args.seed, "clip": args.clip,

@@ -36,8 +36,19 @@ def random_latent(vae, frames: int, size: tuple[int, int], seed: int = 0) -> tor
 
 
 def default_tile_plan(latent_hw: tuple[int, int], overlap: int = 2) -> TilePlan:
-    """A 2x2 plan (1 tile along an axis of fewer than 2 * overlap + 2 latent pixels)."""
-    counts = tuple(2 if n >= 2 * overlap + 2 else 1 for n in latent_hw)
+    """A 2x2 plan with ``overlap`` latent pixels; 1 tile along an axis too short for two overlapping tiles.
+
+    Two tiles of ``ceil((n + overlap) / 2)`` fit an axis of ``n`` latent pixels when that is below ``n``, i.e.
+    ``n >= overlap + 2``. ValueError when neither axis can be split: a "tiled" decode of one tile would be the full
+    decode under another name.
+    """
+    if not isinstance(overlap, int) or overlap < 0:
+        raise ValueError(f"overlap={overlap!r} must be an integer >= 0 latent pixels")
+    counts = tuple(2 if n >= overlap + 2 else 1 for n in latent_hw)
+    if counts == (1, 1):
+        raise ValueError(f"latent {latent_hw[0]}x{latent_hw[1]} is too small to tile with overlap={overlap}: two "
+                         f"tiles need at least {overlap + 2} latent pixels along an axis; use a larger size or a "
+                         f"smaller overlap")
     return TilePlan.for_count(latent_hw, counts, tuple(overlap if k > 1 else 0 for k in counts))
 
 

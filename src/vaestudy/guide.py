@@ -130,6 +130,13 @@ class Study:
 
     # ----------------------------------------------------------------------------------- 1. mental model
     @cached_property
+    def machine_peak(self) -> dict:
+        """The roofline ceiling of this device in fp32 (``bench.machine_peak``: best of matmul and Conv3d shapes)."""
+        from vaestudy import bench as B
+
+        return self._timed("machine_peak", lambda: B.machine_peak(self.device, "float32", repeats=1 if self.fast else 3))
+
+    @cached_property
     def family_costs(self) -> dict[str, dict]:
         """Per family (one model load each): every strategy measured side by side, and a stage profile."""
         def run():
@@ -139,7 +146,7 @@ class Study:
                 recs = strategy_costs(fam, self.cost_frames, self.cost_size, weights=self.cost_weights,
                                       device=self.device, repeats=self.repeats, seed=self.seed, vae=vae)
                 z = _latent(vae, self.cost_frames, self.cost_size, self.seed)
-                out[fam] = {"records": recs, "stages": stage_profile(vae, z),
+                out[fam] = {"records": recs, "stages": stage_profile(vae, z, peak_flops=self.machine_peak["peak_flops"]),
                             "parameters": sum(p.numel() for p in vae.parameters())}
                 if fam == "wan2.1":
                     out[fam]["flops_per_px"] = chunked_flops_per_px(vae, z, self.cost_frames, self.cost_size,
@@ -330,13 +337,15 @@ def _stages(decoder: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
 
 
 @torch.no_grad()
-def stage_profile(vae, z: torch.Tensor) -> list[dict]:
+def stage_profile(vae, z: torch.Tensor, *, flops: bool = True, peak_flops: float | None = None) -> list[dict]:
     """Wall time and largest output of every top-level stage of the decoder during one full decode, in call order.
 
     Forward hooks read a clock before and after each stage (synchronising first on CUDA); time spent
     between stages (the family's own chunk loop, caches, post-quant conv, clamp) is the row ``other``.
     Activation bytes are the largest single output the stage returned: the tensor that must sit in
-    memory next to the next stage's work.
+    memory next to the next stage's work. With ``flops``, a second (untimed) decode under FlopCounterMode gives
+    each stage's FLOPs and so its achieved FLOP/s (``flop_s``); with ``peak_flops`` (``bench.machine_peak``) also
+    its ``fraction_of_peak`` (None with a ``peak_error`` when the stage seems to beat the peak).
     """
     cuda = z.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -376,7 +385,36 @@ def stage_profile(vae, z: torch.Tensor) -> list[dict]:
                 "max_out_bytes": 0})
     for r in out:
         r["share"] = r["seconds"] / total
+    if flops:
+        _stage_flops(vae, z, out, peak_flops)
     return out
+
+
+def _stage_flops(vae, z: torch.Tensor, rows: list[dict], peak_flops: float | None) -> None:
+    """FLOPs per decoder stage (FlopCounterMode's per-module counts, 2 per multiply-add) and the FLOP/s they ran at."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vaestudy import bench as B
+
+    clear_vae_cache(vae)
+    try:
+        with FlopCounterMode(display=False) as fc:
+            decode_full(vae, z)
+    finally:
+        clear_vae_cache(vae)
+    counts = fc.get_flop_counts()
+    prefix = type(vae.decoder).__name__
+    staged = 0
+    for r in rows:
+        if r["stage"] == "other":
+            continue
+        r["flops"] = int(sum(counts.get(f"{prefix}.{r['stage']}", {}).values()))
+        staged += r["flops"]
+    rows[-1]["flops"] = max(0, int(fc.get_total_flops()) - staged)  # outside the stages (post-quant conv, ...)
+    for r in rows:
+        r["flop_s"] = r["flops"] / r["seconds"] if r["seconds"] > 0 and r["flops"] else None
+        r["fraction_of_peak"], r["peak_error"] = B.fraction_of_peak(r["flops"], r["seconds"], peak_flops) \
+            if r["flop_s"] else (None, None)
 
 
 def slow_conv3d_demo(device: str = "cpu", repeats: int = 5) -> dict:
