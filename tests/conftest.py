@@ -25,9 +25,10 @@ def _start_suite() -> None:
     """Execute every notebook once, as a reader's ``vaestudy report`` would, in a background process."""
     out = Path(tempfile.mkdtemp(prefix="vaestudy-suite-"))
     log = open(out / "report.log", "wb")
-    # last file first: the synthesis (07), which re-measures what the others show, is the longest; started first it
-    # does not end the run alone
-    order = sorted((p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")), reverse=True)
+    # the two notebooks that re-measure across the suite (the study guide and the index) are the longest: started
+    # first, they do not end the run alone; the others follow, last file first
+    names = sorted((p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")), reverse=True)
+    order = sorted(names, key=lambda n: not n.endswith(("_study_guide.ipynb", "_index.ipynb")))
     proc = subprocess.Popen([sys.executable, "-m", "vaestudy", "report", "--fast", "--jobs", str(SUITE_JOBS),
                              "--out-dir", str(out), "--notebooks", *order],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -41,6 +42,9 @@ def pytest_collection_modifyitems(session, config, items):
     if needs and not _SUITE:
         items[:] = [i for i in items if "suite" not in getattr(i, "fixturenames", ())] + needs
         _start_suite()
+        # the notebooks' kernels run one thread each (report --jobs); one here too: three busy threads on this
+        # 2-core machine kind waste less in OpenMP spin-waits than four
+        torch.set_num_threads(1)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -146,7 +146,9 @@ class Study:
                 recs = strategy_costs(fam, self.cost_frames, self.cost_size, weights=self.cost_weights,
                                       device=self.device, repeats=self.repeats, seed=self.seed, vae=vae)
                 z = _latent(vae, self.cost_frames, self.cost_size, self.seed)
-                out[fam] = {"records": recs, "stages": stage_profile(vae, z, peak_flops=self.machine_peak["peak_flops"]),
+                # FLOPs per stage cost one more decode: every family at study sizes, Wan alone at CI sizes
+                out[fam] = {"records": recs, "stages": stage_profile(vae, z, flops=not self.fast or fam == "wan2.1",
+                                                                     peak_flops=self.machine_peak["peak_flops"]),
                             "parameters": sum(p.numel() for p in vae.parameters())}
                 if fam == "wan2.1":
                     out[fam]["flops_per_px"] = chunked_flops_per_px(vae, z, self.cost_frames, self.cost_size,

@@ -16,7 +16,9 @@ import copy
 import html
 import os
 import platform
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -165,7 +167,10 @@ def _ipc_kernel_manager():
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
-            super().__init__(transport="ipc", **kwargs)
+            # a socket path prefix of its own: the default ("kernel-ipc" in the working directory, ports 1, 2, ...)
+            # is shared by kernels started at once from one folder, and they then steal each other's sockets
+            prefix = Path(tempfile.gettempdir()) / f"vaestudy-kernel-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            super().__init__(transport="ipc", ip=str(prefix), **kwargs)
 
     return IPCKernelManager
 
