@@ -178,6 +178,11 @@ def test_kernels_draw_inline_whatever_the_callers_mplbackend(tmp_path, monkeypat
     nb = nbf.read(out / "build" / "01_widget.ipynb", as_version=4)
     first = next(c for c in nb.cells if "get_backend" in c.source)
     assert "".join(o.get("text", "") for o in first.outputs).strip() == report.INLINE_BACKEND
+    # headless: nothing talks back to the widgets, so what the widget's function prints and draws at its default
+    # value lands in the widget cell's own outputs, where the static page shows it
+    widget_cell = next(c for c in nb.cells if "widgets.interactive" in c.source)
+    assert "n = 3" in "".join(o.get("text", "") for o in widget_cell.outputs)
+    assert any("image/png" in o.get("data", {}) for o in widget_cell.outputs)
     assert list((out / "figures").glob("01_widget_*.png"))  # the figures exist
 
 
@@ -216,3 +221,22 @@ def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     assert build_report(root=root, out_dir=tmp_path / "out") == 0
     err = capfd.readouterr().err
     assert "without encryption" not in err and "Traceback" not in err
+
+
+def test_the_headless_client_never_answers_a_widget():
+    """nbclient's browser imitation sends comm messages to the kernel mid-cell (the widget-cell hang); ours does not."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import papermill_engines
+
+    name = report._register_headless_engine()
+    assert papermill_engines.get_engine(name).__name__ == "HeadlessEngine"
+    headless = [c for c in PapermillNotebookClient.__subclasses__() if c.__name__ == "HeadlessClient"][-1]
+
+    class Manager:  # what papermill's NotebookExecutionManager gives the client's constructor
+        nb = nbf.v4.new_notebook()
+        autosave_cell_every = 30
+
+    client = headless(Manager(), kernel_name="python3")
+    msg = {"content": {"comm_id": "x", "target_name": "jupyter.widget",
+                       "data": {"state": {"_model_name": "OutputModel", "_model_module": "@jupyter-widgets/output"}}}}
+    assert client.comm_open_handlers["jupyter.widget"](msg) is None  # no OutputWidget object: nothing is sent back

@@ -14,6 +14,7 @@ import ast
 import base64
 import copy
 import html
+import logging
 import os
 import platform
 import tempfile
@@ -29,10 +30,10 @@ import torch
 # 0 figures) and left every figure open in the kernel.  build_report sets this for the kernels it starts.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
-# A cell that runs longer than this is stopped instead of hanging the report.  Twice, with three heavy jobs on two cores,
-# the kernel went idle after an ipywidgets cell while nbclient still waited for its reply (the symptom of
-# jupyter/nbclient#312 and nteract/papermill#723).  A notebook stopped that way is executed once more from the start
-# (its row in the index says so); a second timeout fails it.  FAST cells take seconds on CPU, full-size ones minutes.
+# A cell that runs longer than this is stopped instead of hanging the report (a guard; the widget-cell hang it was
+# added for is addressed at its root by the headless engine below). A notebook stopped that way is executed once
+# more from the start (its row in the index says so); a second timeout fails it. FAST cells take seconds on CPU,
+# full-size ones minutes.
 CELL_TIMEOUT_S = {True: 600, False: 3600}
 
 
@@ -175,6 +176,42 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
+HEADLESS_ENGINE = "vaestudy-headless"
+
+
+def _register_headless_engine() -> str:
+    """A papermill engine whose client never talks back to the kernel's widgets; returns its name.
+
+    nbclient imitates a browser for ``ipywidgets.Output`` (which ``interactive`` uses): on each widget's comm_open
+    it creates an object that sends comm messages *to the kernel* over the shell channel while the cell is still
+    executing. With ipykernel 7 (separate shell-channel thread) such a cell sometimes never completes: the kernel
+    goes idle and nbclient keeps waiting (seen here on notebook 05's ``show_budget`` cell, twice in one day, with
+    and without MPLBACKEND=Agg; nbclient#312 reports the same symptom). A static report needs none of that traffic:
+    this client answers every widget comm_open with nothing, so it sends nothing back, and whatever a widget's
+    function prints lands in the cell's own outputs, where the static page shows it.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class HeadlessClient(PapermillNotebookClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.comm_open_handlers = {"jupyter.widget": lambda msg: None}
+
+    class HeadlessEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs.pop("input_path", None)
+            return HeadlessClient(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                                  kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                                  log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+                                  **kwargs).execute()
+
+    papermill_engines.register(HEADLESS_ENGINE, HeadlessEngine)
+    return HEADLESS_ENGINE
+
+
 def _execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int, attempts: int = 2) -> str:
     """Run one notebook with papermill; "ok", "ok (...)" after a retried timeout, or "FAILED in ..."."""
     import papermill as pm
@@ -185,7 +222,8 @@ def _execute(nb_path: Path, out_path: Path, params: dict, cell_timeout_s: int, a
         try:
             pm.execute_notebook(str(nb_path), str(out_path), parameters=params, kernel_name="python3",
                                 cwd=str(nb_path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=cell_timeout_s, kernel_manager_class=_ipc_kernel_manager())
+                                execution_timeout=cell_timeout_s, kernel_manager_class=_ipc_kernel_manager(),
+                                engine_name=_register_headless_engine())
         except CellTimeoutError as exc:  # a stuck client, not an error of the notebook: run it again
             timed_out.append(str(exc).splitlines()[0])
             print(f"[report] {nb_path.name}: attempt {attempt} stopped after {cell_timeout_s} s in one cell: "
