@@ -209,8 +209,9 @@ def test_hung_rank_times_out_instead_of_hanging():
     """A rank that stops answering: the other rank's collective times out (timeout_s=3) and the run ends."""
     from torch.multiprocessing import ProcessRaisedException
 
-    with pytest.raises(ProcessRaisedException, match="(?i)timed? ?out|timeout"):
+    with pytest.raises(ProcessRaisedException, match="(?i)timed? ?out|timeout") as info:
         launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1, "fail_mode": "hang"}, timeout_s=3)
+    assert "rank(s) 1 stopped answering" in str(info.value)  # the hung rank is named, not only rank 0's timeout
 
 
 @pytest.mark.slow  # starts ranks

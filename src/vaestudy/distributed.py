@@ -250,17 +250,31 @@ def _start_local(out: Path, task: str, cfg: dict, *, nproc: int, timeout_s: floa
     except mp.ProcessRaisedException as exc:
         # torch.multiprocessing reports whichever failed rank it notices first; when one rank fails, its peers fail
         # next (connection reset), so report the rank that failed first: the root cause
-        first = min(((int(f.read_text().split("\n", 1)[0]), f) for f in out.parent.glob("result.json.rank*.error")),
-                    default=None)
-        if first is None:
+        errors = sorted((int(f.read_text().split("\n", 1)[0]), f) for f in out.parent.glob("result.json.rank*.error"))
+        failed = {int(f.name.split(".rank")[1].split(".")[0]) for _, f in errors}
+        silent = sorted(set(range(nproc)) - failed)
+        if silent and _is_timeout(str(exc)):
+            # a rank that timed out waited on a peer: the peers that neither failed nor finished stopped answering
+            raise mp.ProcessRaisedException(
+                f"{exc}\n-- rank(s) {', '.join(map(str, silent))} stopped answering: no error and no result within "
+                f"timeout_s={timeout_s} s (rank {exc.error_index} timed out waiting for them)",
+                exc.error_index, exc.error_pid) from exc
+        if not errors:
             raise
-        rank = int(first[1].name.split(".rank")[1].split(".")[0])
+        rank = int(errors[0][1].name.split(".rank")[1].split(".")[0])
         if rank == exc.error_index:
             raise
-        trace = first[1].read_text().split("\n", 1)[1]
+        trace = errors[0][1].read_text().split("\n", 1)[1]
         raise mp.ProcessRaisedException(f"\n\n-- Process {rank} terminated with the following error:\n{trace}",
                                         rank, None) from exc
     return json.loads(out.read_text())
+
+
+def _is_timeout(text: str) -> bool:
+    """Whether a rank's traceback ends in a timed-out wait (its last line is the exception: gloo's "Timed out
+    waiting ... for recv", or the send queue's "timed out")."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return bool(lines) and "timed out" in lines[-1].lower()
 
 
 def _rank_errors(log: str) -> str:
