@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vaestudy import bench as B
-from vaestudy.devices import canonical_device, check_device, device_name, same_device
+from vaestudy.devices import canonical_device, canonical_name, check_device, same_device
 from vaestudy.pipeline import ChunkHandoff
 
 
@@ -96,7 +96,7 @@ def test_spellings_of_one_device_are_the_same(a, b):
 
 
 def test_canonical_names():
-    assert [device_name(d) for d in ("cpu", "cpu:0", torch.device("cpu", 0), "cuda:1")] == ["cpu", "cpu", "cpu", "cuda:1"]
+    assert [canonical_name(d) for d in ("cpu", "cpu:0", torch.device("cpu", 0), "cuda:1")] == ["cpu", "cpu", "cpu", "cuda:1"]
     assert not same_device("cuda:0", "cuda:1") and not same_device("cpu", "cuda:0")
 
 
@@ -116,7 +116,7 @@ def test_check_device_without_cuda_says_so():
 
 def test_fake_cuda_bare_cuda_is_the_current_device(monkeypatch):
     FakeCuda(monkeypatch, count=2, current=1)
-    assert device_name("cuda") == "cuda:1" and same_device("cuda", "cuda:1")
+    assert canonical_name("cuda") == "cuda:1" and same_device("cuda", "cuda:1")
     assert check_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(ValueError, match=r"has 2 CUDA device\(s\)"):
         check_device("cuda:2")

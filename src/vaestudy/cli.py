@@ -8,14 +8,14 @@ import time
 
 import torch
 
-from vaestudy.devices import check_device, device_name
+from vaestudy.devices import canonical_name, check_device
 from vaestudy.models import FAMILIES, WEIGHT_SOURCES, WeightsUnavailable
 
 
 def _device(text: str) -> str:
     """--device: any spelling (cpu, cpu:0, cuda, cuda:1) to one; whether it exists is checked when a command runs."""
     try:
-        return device_name(text)
+        return canonical_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -50,15 +50,14 @@ def cmd_decode_check(args) -> int:
         chunk_plan(family, latent_frames, args.chunk)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    vae = load_vae(args.model, args.weights, device=args.device, dtype=getattr(torch, args.dtype), seed=args.seed)
+    vae = load_vae(args.model, args.weights, device=args.device, dtype=torch.float32, seed=args.seed)
+    reference = None
+    if args.dtype != "float32":  # the error a lower precision adds, against fp32 with the same weights and latent
+        reference = decode_full(vae, random_latent(vae, args.frames, size, seed=args.seed)).video
+        vae = vae.to(dtype=getattr(torch, args.dtype))  # what load_vae does for a dtype: build in fp32, then cast
     z = random_latent(vae, args.frames, size, seed=args.seed)
     print(f"{args.model} ({args.weights} weights) on {args.device}, {args.dtype}: latent {tuple(z.shape)} -> "
           f"{args.frames} frames at {size[0]}x{size[1]}; torch threads {torch.get_num_threads()}")
-    reference = None
-    if args.dtype != "float32":  # the error a lower precision adds, against fp32 with the same weights and latent
-        vae32 = load_vae(args.model, args.weights, device=args.device, dtype=torch.float32, seed=args.seed)
-        reference = decode_full(vae32, random_latent(vae32, args.frames, size, seed=args.seed)).video
-        del vae32
     rows = strategy_table(vae, z, chunk=args.chunk, overlap=args.overlap, reference=reference)
     print(format_table(rows))
     print(f"(errors against the family's own decode(); total {time.perf_counter() - t0:.1f} s)")
@@ -107,13 +106,13 @@ def cmd_probe(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from vaestudy.models import WEIGHT_SOURCES, get_family
+    from vaestudy.models import check_weight_source, get_family
     from vaestudy.report import build_report
 
     if args.model is not None:
         get_family(args.model)
-    if args.weights is not None and args.weights not in WEIGHT_SOURCES:
-        raise ValueError(f"weights={args.weights!r} is not a weight source; valid: {', '.join(WEIGHT_SOURCES)}")
+    if args.weights is not None:
+        check_weight_source(args.weights)
 
     return build_report(model=args.model, weights=args.weights, device=args.device, fast=args.fast,
                         notebooks=args.notebooks, out_dir=args.out_dir, jobs=args.jobs)

@@ -36,7 +36,7 @@ def canonical_device(device: str | torch.device) -> torch.device:
     return torch.device("cuda", index)
 
 
-def device_name(device: str | torch.device) -> str:
+def canonical_name(device: str | torch.device) -> str:
     """The canonical spelling, e.g. ``"cpu"`` or ``"cuda:0"`` (what records and tables print)."""
     return str(canonical_device(device))
 

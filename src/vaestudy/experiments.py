@@ -91,7 +91,7 @@ def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: i
     for r in runs:
         if r is None:
             rows.append({"strategy": "diffusers-tiled", "params": skipped, "frames": 0, "max_abs": math.nan,
-                         "psnr_db": math.nan, "exact": False, "same_computation": False, "bit_equal": False,
+                         "psnr_db": math.nan, "same_computation": False, "bit_equal": False,
                          "ref_max_abs": math.nan, "ref_psnr_db": math.nan, "seconds": math.nan,
                          "first_frame_s": math.nan, "result": None})
             continue
@@ -103,7 +103,7 @@ def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: i
         if not same:
             params["shape"] = tuple(r.video.shape[2:])
         rows.append({"strategy": r.strategy, "params": params, "frames": r.frames, "max_abs": c["max_abs"],
-                     "psnr_db": c["psnr_db"], "exact": r.exact, "same_computation": r.exact,
+                     "psnr_db": c["psnr_db"], "same_computation": r.exact,
                      "bit_equal": bool(same and torch.equal(full.video, r.video)),
                      "ref_max_abs": ref["max_abs"], "ref_psnr_db": ref["psnr_db"], "seconds": r.total_seconds,
                      "first_frame_s": r.first_frame_seconds, "result": r})

@@ -247,6 +247,12 @@ def _vae_class(family: VAEFamily):
     return getattr(diffusers, family.diffusers_class)
 
 
+def check_weight_source(weights: str) -> None:
+    """ValueError naming ``weights`` unless it is one of :data:`WEIGHT_SOURCES`."""
+    if weights not in WEIGHT_SOURCES:
+        raise ValueError(f"weights={weights!r} is not a weight source; valid: {', '.join(WEIGHT_SOURCES)}")
+
+
 def load_vae(
     name: str,
     weights: str = "tiny",
@@ -262,8 +268,7 @@ def load_vae(
     ``_vaestudy_family`` so every result can record which weights produced it.
     """
     family = get_family(name)
-    if weights not in WEIGHT_SOURCES:
-        raise ValueError(f"weights={weights!r} is not a weight source; valid: {', '.join(WEIGHT_SOURCES)}")
+    check_weight_source(weights)
     cls = _vae_class(family)
     if weights == "pretrained":
         vae = _load_pretrained(family, cls, path)

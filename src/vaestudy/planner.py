@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vaestudy.devices import device_name, same_device
+from vaestudy.devices import canonical_name, same_device
 from vaestudy.models import VAEFamily, get_family
 
 TIME_FEATURES = ("computed_pixel_frames", "decoder_calls", "const")
@@ -195,12 +195,12 @@ def fit_cost_model(records: list[dict], model: str, *, device: str | None = None
     if not rs:
         raise ValueError(f"no usable benchmark records for model={model!r} (device={device}, dtype={dtype}, "
                          f"weights={weights})")
-    combos = {(device_name(r["device"]), r["dtype"], r.get("env", {}).get("threads"), r.get("weights")) for r in rs}
+    combos = {(canonical_name(r["device"]), r["dtype"], r.get("env", {}).get("threads"), r.get("weights")) for r in rs}
     if len(combos) > 1:
         raise ValueError(f"records mix (device, dtype, threads, weights) {sorted(map(str, combos))}; "
                          f"pass device=, dtype= and weights=")
     feats = [record_features(r) for r in rs]
-    cm = CostModel(model=model, device=device_name(rs[0]["device"]), dtype=rs[0]["dtype"],
+    cm = CostModel(model=model, device=canonical_name(rs[0]["device"]), dtype=rs[0]["dtype"],
                    model_bytes=max((r.get("model_bytes") or 0) for r in rs))
     cm.pooled_time = fit_linear(feats, [_measured(r)[0] for r in rs], TIME_FEATURES, "pooled")
     mem_rows = [(f, r) for f, r in zip(feats, rs) if r.get("peak_bytes") is not None]

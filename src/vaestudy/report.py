@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import base64
 import copy
+import functools
 import html
 import logging
 import os
@@ -161,6 +162,7 @@ def _failed_cell(exc) -> str:
     return f"cell [{cell}]" if cell is not None else "a cell"
 
 
+@functools.lru_cache(maxsize=None)
 def _ipc_kernel_manager():
     """A kernel manager whose kernels talk over IPC (unix sockets): nothing listens on TCP, and ipykernel has no
     "running over TCP without encryption" warning to print for every notebook."""
@@ -179,6 +181,7 @@ def _ipc_kernel_manager():
 HEADLESS_ENGINE = "vaestudy-headless"
 
 
+@functools.lru_cache(maxsize=None)
 def _register_headless_engine() -> str:
     """A papermill engine whose client never talks back to the kernel's widgets; returns its name.
 
