@@ -2,7 +2,7 @@
 
 Both layouts run in one process, alternating step by step on the same batch, so they see the same machine
 load; the script prints the median seconds per step of each and their ratio.  This is where the claim in
-``vaestudy.train_tiny.channels_last`` comes from.
+``vaestudy.training.train_tiny.channels_last`` comes from.
 
 usage: python scripts/bench_train_step.py [--steps 6] [--threads 2] [--batch 4] [--crop 64] [--frames 17]
                                           [--width 16] [--plain]
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from vaestudy.train_tiny import init_model, model_config, train_step
+from vaestudy.training.train_tiny import init_model, model_config, train_step
 
 
 def main(argv=None) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from vaestudy.models import FAMILIES
+from vaestudy.registry.families import FAMILIES
 
 STEP_TIMEOUT_S = 900
 

@@ -14,8 +14,9 @@ import argparse
 import numpy as np
 import torch
 
-from vaestudy import data
-from vaestudy.embedded import EMBEDDED, embedded_card, heldout_frames, load_embedded
+from vaestudy.registry.embedded import EMBEDDED, embedded_card, load_embedded
+from vaestudy.training import data
+from vaestudy.training.heldout import heldout_frames
 
 
 def main(argv=None) -> None:

@@ -87,7 +87,7 @@ def suite():
 @pytest.fixture(scope="session")
 def tiny():
     """Tiny random-weight models of each family, built once per test session."""
-    from vaestudy.models import load_vae
+    from vaestudy.registry.load import load_vae
 
     cache = {}
 
@@ -113,7 +113,7 @@ FP32_EXACT = 1e-5  # fp32, same maths in another order (chunked vs full, tiles v
 
 
 def _describe(actual: torch.Tensor, expected: torch.Tensor) -> str:
-    from vaestudy.compare import compare
+    from vaestudy.measure.oracle import compare
 
     if actual.shape != expected.shape:
         return f"shapes differ: {tuple(actual.shape)} vs {tuple(expected.shape)}"

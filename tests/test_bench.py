@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import assert_video_close
-
 from vaestudy import bench as B
+from vaestudy.clock import Clock
 
 MB = 10**6
 
@@ -33,7 +33,7 @@ def test_memory_method_reads_a_known_allocation_in_a_fresh_process():
 
 
 def test_timer_marks_are_monotonic_on_cpu():
-    t = B.Timer("cpu")
+    t = Clock("cpu")
     t.start()
     for _ in range(3):
         t.mark()
@@ -43,7 +43,7 @@ def test_timer_marks_are_monotonic_on_cpu():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events and torch.cuda memory stats need a GPU")
 def test_cuda_timer_and_memory():
-    t = B.Timer("cuda")
+    t = Clock("cuda")
     t.start()
     x = torch.ones(1000, 1000, device="cuda") @ torch.ones(1000, 1000, device="cuda")
     t.mark()
@@ -132,7 +132,7 @@ def test_record_metadata_fields(tiny):
 
 def test_keep_consumer_returns_the_full_decode(tiny):
     from vaestudy.decode import decode_full
-    from vaestudy.experiments import random_latent
+    from vaestudy.decode.common import random_latent
 
     vae = tiny("wan2.1")
     z = random_latent(vae, 9, (16, 16), seed=1)

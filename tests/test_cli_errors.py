@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from vaestudy import models
+from vaestudy import registry as models
 from vaestudy.cli import build_parser, main
 
 BAD = {

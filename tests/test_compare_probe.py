@@ -1,12 +1,16 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import latent_for
-from vaestudy.compare import compare, error_by_seam_distance, psnr, seam_distance_map
-from vaestudy.probe import minimal_overlap, receptive_field
+from vaestudy.measure.oracle import (
+    compare,
+    error_by_seam_distance,
+    psnr,
+    seam_distance_map,
+)
+from vaestudy.measure.probe import minimal_overlap, receptive_field
 
 
 def test_psnr_matches_definition_and_identity_is_infinite():

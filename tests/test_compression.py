@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from vaestudy import compression as C
-from vaestudy import latent_compression as L
-from vaestudy.models import FAMILIES
+from vaestudy.registry.families import FAMILIES
+from vaestudy.storage import compression as C
+from vaestudy.storage import latent_compression as L
 
 DCAE = "dc-ae-f32c32"
 COSMOS = "cosmos-8x8x8"
@@ -340,7 +340,7 @@ def test_posthoc_bad_sigma_and_storage():
 
 # ---- H.264 bits per pixel -------------------------------------------------------------
 def test_bits_per_pixel_formula():
-    from vaestudy.codec import bits_per_pixel, scaled_size, sizes_for
+    from vaestudy.storage.codec import bits_per_pixel, scaled_size, sizes_for
 
     assert bits_per_pixel(1000, 10, 10, 8) == 10.0
     assert scaled_size(720, 1280, 240) == (240, 426)
@@ -356,7 +356,7 @@ def test_bits_per_pixel_formula():
 
 def test_encode_h264_in_memory(tmp_path):
     pytest.importorskip("av")
-    from vaestudy.codec import encode_h264, load_jsonl
+    from vaestudy.storage.codec import encode_h264, load_jsonl
 
     g = np.random.default_rng(0)
     base = g.integers(0, 255, size=(1, 32, 48, 3), dtype=np.uint8)
@@ -370,7 +370,7 @@ def test_encode_h264_in_memory(tmp_path):
         encode_h264(frames, crf=60)
     with pytest.raises(ValueError, match="preset='warp'"):
         encode_h264(frames, crf=23, preset="warp")
-    from vaestudy.codec import bpp_table
+    from vaestudy.storage.codec import bpp_table
 
     rows = [dict(clip="a", height=2, width=4, crf=23, preset=p, bpp=b) for p, b in (("medium", 0.1), ("ultrafast", 0.3))]
     assert bpp_table(rows) == {("a", 2, 4): {23.0: 0.1}}

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaestudy import data
-
+from vaestudy.training import data
 
 # ---- real clips -----------------------------------------------------------------------------
 

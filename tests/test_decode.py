@@ -4,12 +4,21 @@ import pytest
 import torch
 
 from conftest import assert_bit_equal, assert_video_close, latent_for
-from vaestudy.compare import compare, seam_concentration
 from vaestudy.decode import (
-    TilePlan, chunk_plan, decode_chunked, decode_diffusers_tiled, decode_full, decode_single_pass, decode_tiled,
-    decode_tiled_chunked, framewise_groupnorm, iter_chunked,
+    TilePlan,
+    chunk_plan,
+    decode_chunked,
+    decode_diffusers_tiled,
+    decode_full,
+    decode_single_pass,
+    decode_tiled,
+    decode_tiled_chunked,
+    framewise_groupnorm,
+    iter_chunked,
 )
-from vaestudy.models import get_family, load_vae
+from vaestudy.measure.oracle import compare, seam_concentration
+from vaestudy.registry.families import get_family
+from vaestudy.registry.load import load_vae
 
 EXACT = 1e-5  # fp32
 

@@ -11,7 +11,8 @@ import torch
 
 from vaestudy import bench as B
 from vaestudy.devices import canonical_device, canonical_name, check_device, same_device
-from vaestudy.pipeline import ChunkHandoff
+from vaestudy.pipelines.overlap import ChunkHandoff
+from vaestudy.clock import Clock
 
 
 class FakeCuda:
@@ -143,7 +144,7 @@ def test_bench_still_refuses_a_model_elsewhere(tiny):
 # ---- CUDA branches, faked -----------------------------------------------------------------------------------------
 def test_fake_cuda_timer_uses_events_on_the_current_stream(monkeypatch):
     fake = FakeCuda(monkeypatch)
-    t = B.Timer("cuda")
+    t = Clock("cuda")
     assert t.device == torch.device("cuda", 0) and t.cuda
     t.start()
     t.mark()
@@ -167,7 +168,7 @@ def test_fake_cuda_peak_memory_resets_and_subtracts_the_baseline(monkeypatch):
 
 
 def test_fake_cuda_synchronize_only_on_cuda(monkeypatch):
-    from vaestudy.decode.common import synchronize
+    from vaestudy.clock import synchronize
 
     fake = FakeCuda(monkeypatch)
     synchronize("cpu:0")
@@ -267,8 +268,7 @@ def test_cli_commands_run_with_cpu_0(argv, expect, tmp_path, capsys):
 
 def test_cli_plan_reads_records_under_any_spelling(tmp_path, capsys):
     from test_planner import sweep_records
-
-    from vaestudy.bench import ResultStore
+    from vaestudy.bench.store import ResultStore
     from vaestudy.cli import main
 
     store = ResultStore(tmp_path / "r.jsonl")
@@ -326,7 +326,7 @@ def test_bf16_table_states_its_error_against_fp32(capsys):
 def test_strategy_table_reference_columns(tiny):
     from conftest import latent_for
     from vaestudy.decode import decode_full
-    from vaestudy.experiments import strategy_table
+    from vaestudy.guide.experiments import strategy_table
 
     vae = tiny("wan2.1")
     z = latent_for(vae, 2, 4)
@@ -360,7 +360,7 @@ def test_gpu_check_skips_cleanly_without_cuda(capsys):
 @pytest.mark.parametrize("gpus, backend", [(1, "gloo"), (2, "NCCL")])
 def test_gpu_check_covers_every_family_and_command(tmp_path, gpus, backend):
     from vaestudy.cli import build_parser
-    from vaestudy.models import FAMILIES
+    from vaestudy.registry.families import FAMILIES
 
     gc = _gpu_check()
     steps = gc.plan_steps(tmp_path, dtype="bfloat16", gpus=gpus, notebooks=True)

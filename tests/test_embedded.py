@@ -4,15 +4,20 @@ Held-out numbers are re-measured on the card's ``test_subset`` (the card compute
 way, on the shipped fp16 weights), so the test stays fast while checking the published number.
 """
 
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import FP32_EXACT, assert_video_close
-from vaestudy import data
-from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, embedded_card, heldout_scores, load_embedded, reconstruct
+from vaestudy.registry.embedded import (
+    EMBEDDED,
+    WEIGHTS_DIR,
+    embedded_card,
+    load_embedded,
+)
+from vaestudy.training import data
+from vaestudy.training.heldout import heldout_scores, reconstruct
 
 FAMILIES = sorted(EMBEDDED)
 
@@ -30,7 +35,7 @@ def models():
 
 
 def test_registry_keys_match_the_model_registry():
-    from vaestudy.models import FAMILIES as REGISTRY
+    from vaestudy.registry.families import FAMILIES as REGISTRY
 
     assert set(EMBEDDED) == {"wan2.1", "cogvideox"}
     for key, e in EMBEDDED.items():
@@ -69,7 +74,7 @@ def test_model_card_states_the_json_numbers_and_command(family):
     md = EMBEDDED[family].card_md_path.read_text()
     ho, tr = card["heldout"], card["training"]
     assert f"PSNR **{ho['psnr_db']:.2f} dB**, SSIM **{ho['ssim']:.3f}**" in md
-    assert tr["command"] in md and tr["command"].startswith("python -m vaestudy.train_tiny --family ")
+    assert tr["command"] in md and tr["command"].startswith("python -m vaestudy.training.train_tiny --family ")
     assert tr["wall_minutes"] <= 60.5, "each embedded model trains in at most an hour here (wall clock)"
     assert 1 <= tr["threads"] <= 2, "this machine has 2 cores"
     assert ho["clip"] == "bikes" and ho["frames"] == 17 and ho["size"] == [128, 128]
@@ -109,7 +114,7 @@ def test_pooled_psnr_is_the_psnr_of_all_crops_together():
     per-crop PSNRs when one crop is much easier than the other (the case it is there to expose)."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    from vaestudy.embedded import _mean_scores, _to_unit, video_scores
+    from vaestudy.training.heldout import _mean_scores, _to_unit, video_scores
 
     g = torch.Generator().manual_seed(0)
     ref = torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1
@@ -133,7 +138,7 @@ def test_model_card_states_its_pooled_psnr(family):
 
 def test_bicubic_yardstick_in_the_wan_card_is_recomputed_from_the_crops():
     """The card's per-frame bicubic x8 reference (no model) is measured on the same crops, not typed in."""
-    from vaestudy.embedded import baseline_scores, resize_baseline
+    from vaestudy.training.heldout import baseline_scores, resize_baseline
 
     ho = embedded_card("wan2.1")["heldout"]
     crops, _ = data.eval_crops(ho["clip"], len(ho["crops"]), ho["frames"], tuple(ho["size"]))
@@ -149,7 +154,7 @@ def test_bicubic_yardstick_in_the_wan_card_is_recomputed_from_the_crops():
 
 
 def test_load_vae_embedded_is_the_shipped_model(models):
-    from vaestudy.models import load_vae
+    from vaestudy.registry.load import load_vae
 
     vae = load_vae("wan2.1", weights="embedded")
     ref = models("wan2.1").state_dict()
@@ -178,8 +183,8 @@ def test_wan_chunked_decode_equals_full_decode(models, wan_latent, chunk):
 
 
 def test_wan_tiled_decode_error_sits_in_the_seam_bands(models):
-    from vaestudy.compare import compare, seam_concentration
     from vaestudy.decode import decode_full, decode_tiled
+    from vaestudy.measure.oracle import compare, seam_concentration
 
     vae = models("wan2.1")
     x = data.load_clip("bikes", 5, (96, 96), start=100, crop=(100, 250))[None]
@@ -209,8 +214,8 @@ def test_wan_decoder_attention_is_what_its_recipe_says(models):
 
 def test_cogvideox_chunked_decode_is_not_exact_on_trained_weights(models):
     """CogVideoX decodes in 2-latent-frame batches whose GroupNorm statistics differ from one pass."""
-    from vaestudy.compare import compare
     from vaestudy.decode import decode_chunked, decode_single_pass, framewise_groupnorm
+    from vaestudy.measure.oracle import compare
 
     vae = models("cogvideox")
     x = data.load_clip("bikes", 17, (16, 16), start=60, crop=(120, 300))[None]
@@ -227,7 +232,7 @@ def test_cogvideox_chunked_decode_is_not_exact_on_trained_weights(models):
 
 
 def test_heldout_frames_finds_a_cut_and_agrees_with_the_whole_clip_score(models):
-    from vaestudy.embedded import heldout_frames, video_scores
+    from vaestudy.training.heldout import heldout_frames, video_scores
 
     a, _ = data.still_with_camera_path("astronaut", 17, (32, 32), shift_per_frame=(0.0, 1.0))
     b, _ = data.still_with_camera_path("brick", 17, (32, 32), shift_per_frame=(1.0, 0.0))
@@ -248,7 +253,7 @@ def test_heldout_frames_finds_a_cut_and_agrees_with_the_whole_clip_score(models)
 
 
 def test_colour_offset_tells_a_colour_cast_from_noise():
-    from vaestudy.embedded import colour_offset
+    from vaestudy.training.heldout import colour_offset
 
     g = torch.Generator().manual_seed(0)
     ref = torch.rand(3, 5, 16, 16, generator=g) - 0.5  # in [-0.5, 0.5]: no clamping below

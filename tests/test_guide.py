@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vaestudy import guide as G
-from vaestudy.models import load_vae
+from vaestudy.registry.load import load_vae
 
 
 def test_verdicts_are_checked():
@@ -73,7 +73,7 @@ def test_markdown_table_escapes_pipes():
 
 @pytest.mark.parametrize("gain", [0.02, 0.08, 0.15])
 def test_critical_share_inverts_the_overlap_model(gain):
-    from vaestudy import pipeline as P
+    from vaestudy import pipelines as P
 
     c = G.critical_share_for_gain(gain)
     assert 0 < c < 1

@@ -4,10 +4,14 @@ import pytest
 import torch
 
 from conftest import assert_video_close, latent_for
-from vaestudy.compare import compare
 from vaestudy.decode import decode_chunked, decode_tiled
-from vaestudy.decode.latent_blend import decode_tiled_grid, decode_window_grid, tile_weight_maps
+from vaestudy.decode.latent_blend import (
+    decode_tiled_grid,
+    decode_window_grid,
+    tile_weight_maps,
+)
 from vaestudy.decode.tiled import TilePlan
+from vaestudy.measure.oracle import compare
 
 
 def test_latent_grid_weights_are_staircases_that_sum_to_one():

@@ -3,13 +3,14 @@ import socket
 import pytest
 import torch
 
-from vaestudy.models import FAMILIES, get_family, load_vae
+from vaestudy.registry.families import FAMILIES, get_family
+from vaestudy.registry.load import load_vae
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_registry_facts_match_the_tiny_model(name, tiny):
     """The registry's compression factors are what the real diffusers class produces."""
-    from conftest import assert_bit_equal, latent_for
+    from conftest import latent_for
 
     fam = get_family(name)
     vae = tiny(name)

@@ -14,9 +14,9 @@ import time
 import pytest
 import torch
 
-from vaestudy import pipeline as P
-from vaestudy import split_decode as S
-from vaestudy.distributed import launch_local
+from vaestudy import pipelines as P
+from vaestudy.pipelines import split_decode as S
+from vaestudy.pipelines.distributed import launch_local
 
 # a halo that covers the whole latent reproduces the one-process decode up to float reordering
 # (the one-process reference may use a different thread count): 1e-5 in [-1, 1] units, 1/250 of
@@ -230,7 +230,7 @@ def test_runs_leave_no_temporary_folders(tmp_path, monkeypatch):
 
     from torch.multiprocessing import ProcessRaisedException
 
-    from vaestudy.distributed import DistributedRunError, launch
+    from vaestudy.pipelines.distributed import DistributedRunError, launch
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR

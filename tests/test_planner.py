@@ -2,7 +2,7 @@
 
 import pytest
 
-from vaestudy import planner as P
+from vaestudy.bench import planner as P
 
 TIME = {"computed_pixel_frames": 2e-6, "decoder_calls": 0.05, "const": 0.3}
 MEM = {"resident_pixel_frames": 24.0, "working_pixel_frames": 900.0, "const": 5e7}
@@ -113,7 +113,7 @@ def test_cli_plan_bad_input(tmp_path, capsys):
 
 
 def test_cli_plan_end_to_end(tmp_path, capsys):
-    from vaestudy.bench import ResultStore
+    from vaestudy.bench.store import ResultStore
     from vaestudy.cli import main
 
     store = ResultStore(tmp_path / "r.jsonl")

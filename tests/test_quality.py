@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vaestudy import quality as Q
+from vaestudy.guide import quality as Q
 
 
 @pytest.fixture(scope="module")

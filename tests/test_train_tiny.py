@@ -3,13 +3,18 @@
 import shlex
 
 import pytest
-
 import torch
 
-from vaestudy.embedded import EMBEDDED, embedded_card
-from vaestudy.embedded import build_model
-from vaestudy.train_tiny import (_recipe, command_line, forward_train, freeze_decoder_attention, model_config, parse_args,
-                                 uses_long_crops)
+from vaestudy.registry.embedded import EMBEDDED, build_model, embedded_card
+from vaestudy.training.train_tiny import (
+    _recipe,
+    command_line,
+    forward_train,
+    freeze_decoder_attention,
+    model_config,
+    parse_args,
+    uses_long_crops,
+)
 
 
 @pytest.mark.parametrize("family", sorted(EMBEDDED))
@@ -17,7 +22,7 @@ def test_model_card_command_reproduces_the_card_recipe(family):
     """The command printed in a card parses to exactly the recipe its checkpoint was trained with."""
     tr = embedded_card(family)["training"]
     argv = shlex.split(tr["command"])
-    assert argv[:3] == ["python", "-m", "vaestudy.train_tiny"]
+    assert argv[:3] == ["python", "-m", "vaestudy.training.train_tiny"]
     args = parse_args(argv[3:])
     assert _recipe(args) == tr["recipe"]
     assert command_line(args) == tr["command"]
@@ -119,7 +124,7 @@ def test_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
     trains on the long crops, and the caller's signal handlers are back afterwards."""
     import signal
 
-    from vaestudy import train_tiny
+    from vaestudy.training import train_tiny
 
     real_step, lengths, stop_after = train_tiny.train_step, [], []
 

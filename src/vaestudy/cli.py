@@ -8,8 +8,26 @@ import time
 
 import torch
 
+from vaestudy import bench as B
+from vaestudy.bench import planner as P
+from vaestudy.bench.store import ResultStore
+from vaestudy.decode import chunk_plan, decode_full
+from vaestudy.decode.common import random_latent
+from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
-from vaestudy.models import FAMILIES, WEIGHT_SOURCES, WeightsUnavailable
+from vaestudy.guide.experiments import format_table, strategy_table
+from vaestudy.measure.oracle import ONE_8BIT_LEVEL
+from vaestudy.measure.probe import minimal_overlap, receptive_field
+from vaestudy.pipelines.distributed import DistributedRunError, launch
+from vaestudy.pipelines.overlap import format_overlap_rows, overlap_sweep
+from vaestudy.registry.families import FAMILIES, get_family
+from vaestudy.registry.load import (
+    WEIGHT_SOURCES,
+    WeightsUnavailable,
+    check_weight_source,
+    load_vae,
+)
+from vaestudy.report import build_report
 
 
 def _device(text: str) -> str:
@@ -36,9 +54,6 @@ def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random")
 
 
 def cmd_decode_check(args) -> int:
-    from vaestudy.decode import chunk_plan, decode_full
-    from vaestudy.experiments import default_tile_plan, format_table, parse_size, random_latent, strategy_table
-    from vaestudy.models import get_family, load_vae
 
     size = parse_size(args.size)
     family = get_family(args.model)
@@ -65,12 +80,7 @@ def cmd_decode_check(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    import json
 
-    from vaestudy.compare import ONE_8BIT_LEVEL
-    from vaestudy.experiments import random_latent
-    from vaestudy.models import get_family, load_vae
-    from vaestudy.probe import minimal_overlap, receptive_field
 
     family = get_family(args.model)
     t, h, w = args.latent
@@ -106,8 +116,6 @@ def cmd_probe(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from vaestudy.models import check_weight_source, get_family
-    from vaestudy.report import build_report
 
     if args.model is not None:
         get_family(args.model)
@@ -119,11 +127,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from vaestudy import bench as B
 
-    configs = B.build_configs(model=args.model, weights=args.weights, frames=args.frames, sizes=args.size,
-                              strategies=args.strategies, chunk=args.chunk, tile=args.tile, overlap=args.overlap,
-                              consumers=args.consumer, repeats=args.repeats, warmup=args.warmup, device=args.device,
+    configs = B.build_configs(model=args.model, weights=args.weights, frames=_int_list(args.frames, "frames"),
+                              sizes=[parse_size(s) for s in _split(args.size, "size")],
+                              strategies=_split(args.strategies, "strategies"), chunk=args.chunk, tile=args.tile,
+                              overlap=args.overlap, consumers=_split(args.consumer, "consumer"), repeats=args.repeats, warmup=args.warmup, device=args.device,
                               dtype=args.dtype, seed=args.seed)  # ValueError here, before any model load
     _at_least("threads", args.threads, 1)
     if args.threads is not None:
@@ -149,10 +157,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from vaestudy import planner as P
-    from vaestudy.bench import ResultStore
-    from vaestudy.experiments import parse_size
-    from vaestudy.models import get_family
 
     size = parse_size(args.size)
     get_family(args.model).latent_shape(args.frames, *size)
@@ -212,6 +216,32 @@ def _at_least(name: str, value, low, unit: str = "") -> None:
         raise ValueError(f"{name}={value} must be >= {low}{' ' + unit if unit else ''}")
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' → (H, W); ValueError naming the value otherwise."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size={text!r} must look like HEIGHTxWIDTH, e.g. 64x64") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size={text!r} must be positive")
+    return h, w
+
+
+def _split(text: str, name: str) -> list[str]:
+    """'a,b' → ['a', 'b']; ValueError naming ``name`` when nothing is left."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{name}={text!r} is empty")
+    return items
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        return [int(t) for t in _split(text, name)]
+    except ValueError:
+        raise ValueError(f"{name}={text!r} must be an integer or a comma list of integers, e.g. 17,33") from None
+
+
 def _ints(text: str, name: str, n: int) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.lower().split("x"))
@@ -224,7 +254,6 @@ def _ints(text: str, name: str, n: int) -> tuple[int, ...]:
 
 def _check_stream_args(args) -> None:
     """Every option of ``stream`` checked here, before a model loads or a rank starts."""
-    from vaestudy.models import get_family
 
     family = get_family(args.model)
     _at_least("timeout", args.timeout, 1e-3, "s")
@@ -264,15 +293,11 @@ def _check_stream_args(args) -> None:
 
 def cmd_stream(args) -> int:
     """vaestudy stream {overlap,two-device,split}: run a pipeline and print a summary."""
-    import json
     import statistics
 
-    from vaestudy.distributed import DistributedRunError, launch
 
     _check_stream_args(args)
     if args.pipeline == "overlap":
-        from vaestudy.models import load_vae
-        from vaestudy.pipeline import format_overlap_rows, overlap_sweep
 
         shares = [float(v) for v in args.shares.split(",")]
         hw = _ints(args.latent_hw, "latent-hw", 2)

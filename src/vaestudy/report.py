@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-
 # The kernels draw with matplotlib's inline backend whatever the caller's environment: ipykernel installs it only
 # when $MPLBACKEND is unset, so a headless server's MPLBACKEND=Agg made every plt.show() draw nothing (pages with
 # 0 figures) and left every figure open in the kernel.  build_report sets this for the kernels it starts.

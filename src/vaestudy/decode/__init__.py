@@ -14,7 +14,13 @@ from vaestudy.decode.chunked import MODES, decode_chunked, iter_chunked
 from vaestudy.decode.common import Chunk, DecodeResult, validate_latent
 from vaestudy.decode.full import decode_full, decode_single_pass
 from vaestudy.decode.streams import chunk_plan, framewise_groupnorm, open_stream
-from vaestudy.decode.tiled import BLENDS, TilePlan, blend_ramp, decode_diffusers_tiled, decode_tiled
+from vaestudy.decode.tiled import (
+    BLENDS,
+    TilePlan,
+    blend_ramp,
+    decode_diffusers_tiled,
+    decode_tiled,
+)
 from vaestudy.decode.tiled_chunked import decode_tiled_chunked, iter_tiled_chunked
 
 __all__ = [

@@ -17,18 +17,31 @@ from typing import Iterator
 
 import torch
 
-from vaestudy.decode.common import Chunk, DecodeResult, Stopwatch, collect, model_device_dtype, plain_decode, validate_latent
+from vaestudy.clock import Clock
+from vaestudy.decode.common import (
+    Chunk,
+    DecodeResult,
+    collect,
+    model_device_dtype,
+    plain_decode,
+    validate_latent,
+)
 from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import BLENDS, blend_ramp
-from vaestudy.models import family_of
+from vaestudy.registry.families import family_of
 
 MODES = ("cache", "naive", "window")
 
 
-def iter_chunked(vae, z: torch.Tensor, chunk: int = 1, *, mode: str = "cache", overlap: int = 2,
+def iter_chunked(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = "cache", overlap: int | None = None,
                  blend: str = "linear") -> Iterator[Chunk]:
-    """Yield :class:`Chunk` objects, in order, as each group of pixel frames becomes final."""
+    """Yield :class:`Chunk` objects, in order, as each group of pixel frames becomes final.
+
+    ``chunk`` latent frames per step (default: the family's smallest valid chunk); ``overlap`` latent frames of
+    context per window for ``mode='window'`` (default: the family's ``window_overlap``)."""
     family = validate_latent(vae, z)
+    chunk = family.default_chunk if chunk is None else chunk
+    overlap = family.window_overlap if overlap is None else overlap
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is unknown; valid: {', '.join(MODES)}")
     plan = chunk_plan(family, z.shape[2], chunk)  # validates chunk
@@ -50,7 +63,7 @@ def _iter_cache(vae, z, plan) -> Iterator[Chunk]:
     device, _ = model_device_dtype(vae)
     family = family_of(vae)
     stream = open_stream(vae)
-    sw = Stopwatch(device)
+    sw = Clock(device)
     with torch.no_grad():
         for a, b in plan:
             out = stream.step(z[:, :, a:b])
@@ -63,7 +76,7 @@ def _iter_window(vae, z, plan, overlap, blend) -> Iterator[Chunk]:
     family = family_of(vae)
     device, _ = model_device_dtype(vae)
     px = family.latent_to_pixel_frames
-    sw = Stopwatch(device)
+    sw = Clock(device)
     pending = None  # frames decoded but possibly still to be blended with the next window
     pending_start = 0
     with torch.no_grad():
@@ -100,14 +113,16 @@ def _iter_window(vae, z, plan, overlap, blend) -> Iterator[Chunk]:
         yield Chunk(pending, pending_start, dt, el)
 
 
-def decode_chunked(vae, z: torch.Tensor, chunk: int = 1, *, mode: str = "cache", overlap: int = 2,
-                   blend: str = "linear") -> DecodeResult:
+def decode_chunked(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = "cache",
+                   overlap: int | None = None, blend: str = "linear") -> DecodeResult:
     """Collect :func:`iter_chunked` into a :class:`DecodeResult` (strategy ``chunked``, ``chunked-naive``
     or ``chunked-window``)."""
     family = family_of(vae)
+    chunk = family.default_chunk if chunk is None else chunk
+    overlap = family.window_overlap if overlap is None else overlap
     chunks = iter_chunked(vae, z, chunk, mode=mode, overlap=overlap, blend=blend)
     name = {"cache": "chunked", "naive": "chunked-naive", "window": "chunked-window"}[mode]
-    exact = mode == "cache" and family.norm == "rms"
+    exact = mode == "cache" and family.streams_exactly
     params = {"chunk": chunk, "mode": mode}
     if mode == "window":
         params.update(overlap=overlap, blend=blend)

@@ -10,8 +10,10 @@ from typing import Iterable, Iterator
 
 import torch
 
+from vaestudy.clock import Clock
 from vaestudy.devices import same_device
-from vaestudy.models import VAEFamily, family_of
+from vaestudy.registry.families import family_of
+from vaestudy.registry.family import VAEFamily
 
 
 @dataclass
@@ -42,13 +44,6 @@ class DecodeResult:
     @property
     def frames(self) -> int:
         return self.video.shape[2]
-
-
-def synchronize(device: torch.device | str) -> None:
-    """Wait for queued kernels so wall-clock time covers the work (no-op on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def model_device_dtype(vae: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -159,25 +154,19 @@ def collect(strategy: str, chunks: Iterable[Chunk], *, exact: bool, params: dict
     )
 
 
-class Stopwatch:
-    """Device-synchronised wall clock: ``lap()`` returns seconds since the last lap."""
-
-    def __init__(self, device):
-        self.device = torch.device(device)
-        synchronize(self.device)
-        self.t0 = self.last = time.perf_counter()
-
-    def lap(self) -> tuple[float, float]:
-        synchronize(self.device)
-        now = time.perf_counter()
-        dt, self.last = now - self.last, now
-        return dt, now - self.t0
-
-
 def timed_single(vae, fn, z) -> Iterator[Chunk]:
     """A one-chunk stream: the whole video becomes available at once."""
     device, _ = model_device_dtype(vae)
-    sw = Stopwatch(device)
+    sw = Clock(device)
     out = fn(vae, z)
     dt, el = sw.lap()
     yield Chunk(out, 0, dt, el)
+
+
+def random_latent(vae, frames: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """A seeded N(0, 1) latent for a pixel video of ``frames`` x ``size`` (validated by the family)."""
+    family = family_of(vae)
+    c, t, h, w = family.latent_shape(frames, *size)
+    p = next(vae.parameters())
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(p)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from vaestudy.decode.common import DecodeResult, collect, own_decode, timed_single, validate_latent
+from vaestudy.decode.common import (
+    DecodeResult,
+    collect,
+    own_decode,
+    timed_single,
+    validate_latent,
+)
 from vaestudy.decode.streams import open_stream
 
 

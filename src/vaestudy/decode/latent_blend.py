@@ -19,12 +19,19 @@ from typing import Iterator
 
 import torch
 
+from vaestudy.clock import Clock
 from vaestudy.decode.common import (
-    Chunk, DecodeResult, Stopwatch, collect, model_device_dtype, own_decode, plain_decode, validate_latent,
+    Chunk,
+    DecodeResult,
+    collect,
+    model_device_dtype,
+    own_decode,
+    plain_decode,
+    validate_latent,
 )
 from vaestudy.decode.streams import chunk_plan
 from vaestudy.decode.tiled import BLENDS, TileBlender, TilePlan, blend_ramp
-from vaestudy.models import family_of
+from vaestudy.registry.families import family_of
 
 GRIDS = ("pixel", "latent")
 
@@ -48,7 +55,7 @@ def _iter_tiled(vae, z, plan: TilePlan, blend: str, grid: str) -> Iterator[Chunk
     family = family_of(vae)
     device, _ = model_device_dtype(vae)
     s = family.spatial_compression
-    sw = Stopwatch(device)
+    sw = Clock(device)
     blender = None
     for i, (y, x, h, w) in enumerate(plan.tiles):
         out = own_decode(vae, z[..., y:y + h, x:x + w])
@@ -109,7 +116,7 @@ def _iter_window(vae, z, chunk: int, overlap: int, blend: str, grid: str) -> Ite
     device, _ = model_device_dtype(vae)
     wins = window_ranges(family, z.shape[2], chunk, overlap)
     total = wins[-1][3]
-    sw = Stopwatch(device)
+    sw = Clock(device)
     acc = wsum = None
     done = 0
     with torch.no_grad():
@@ -138,7 +145,7 @@ def _iter_window(vae, z, chunk: int, overlap: int, blend: str, grid: str) -> Ite
                 done = final
 
 
-def decode_window_grid(vae, z: torch.Tensor, chunk: int = 1, overlap: int = 2, blend: str = "linear",
+def decode_window_grid(vae, z: torch.Tensor, chunk: int | None = None, overlap: int = 2, blend: str = "linear",
                        grid: str = "latent") -> DecodeResult:
     """Overlapping independent temporal windows (no cache) blended with weights on ``grid``.
 
@@ -147,6 +154,7 @@ def decode_window_grid(vae, z: torch.Tensor, chunk: int = 1, overlap: int = 2, b
     context in front of each window; ``overlap - 1`` latent frames of output are shared.
     """
     family = validate_latent(vae, z)
+    chunk = family.default_chunk if chunk is None else chunk
     _check(blend, grid)
     if not isinstance(overlap, int) or overlap < 1:
         raise ValueError(f"overlap={overlap!r} must be an integer >= 1 latent frame")

@@ -3,32 +3,41 @@
 A *stream* decodes a latent a few frames at a time and keeps the decoder's cached
 features between calls, so chunk after chunk reproduces the one-pass decode:
 
-* Wan 2.1: ``decoder(x, feat_cache=cache, feat_idx=[0], first_chunk=...)`` with one cache slot
-  per ``WanCausalConv3d``; the very first call must hold exactly one latent frame.
-* CogVideoX: ``decoder(z, conv_cache=cache)`` returns ``(frames, new_cache)``; the first chunk
-  must hold an odd number of latent frames and every later chunk an even number, because its
-  temporal upsampler treats an odd chunk as the start of a video.
+* ``feat_cache`` families: ``decoder(x, feat_cache=cache, feat_idx=[0], first_chunk=...)`` with one
+  cache slot per causal convolution (the registry's ``cache_module``); the very first call must hold
+  exactly one latent frame.
+* ``conv_cache`` families: ``decoder(z, conv_cache=cache)`` returns ``(frames, new_cache)``; chunk
+  sizes follow the registry's ``chunk_multiple`` (the remainder goes to the first chunk).
+
+Streams are chosen by the family's cache kind (:data:`STREAMS`), never by its name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import torch
 import torch.nn.functional as F
 
-from vaestudy.models import VAEFamily, family_of
+from vaestudy.registry.families import FAMILIES, family_of
+from vaestudy.registry.family import VAEFamily
 
 
-class WanStream:
-    """Stream a Wan latent through its decoder, carrying ``feat_cache``."""
+def _cache_module_class(family: VAEFamily) -> type:
+    """The diffusers class named by the registry's ``cache_module`` ("module:Class" under diffusers' autoencoders)."""
+    module, _, name = family.cache_module.partition(":")
+    return getattr(importlib.import_module(f"diffusers.models.autoencoders.{module}"), name)
+
+
+class FeatCacheStream:
+    """Stream a latent through a decoder that carries ``feat_cache`` (one slot per causal convolution)."""
 
     def __init__(self, vae, clamp: bool = True):
-        from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
-
+        conv = _cache_module_class(family_of(vae))
         self.vae = vae
         self.clamp = clamp
-        self.cache = [None] * sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
+        self.cache = [None] * sum(isinstance(m, conv) for m in vae.decoder.modules())
         self.started = False
 
     def step(self, z: torch.Tensor) -> torch.Tensor:
@@ -44,8 +53,8 @@ class WanStream:
         return out.clamp(-1.0, 1.0) if self.clamp else out
 
 
-class CogVideoXStream:
-    """Stream a CogVideoX latent through its decoder, carrying ``conv_cache``."""
+class ConvCacheStream:
+    """Stream a latent through a decoder that returns and takes back its ``conv_cache``."""
 
     def __init__(self, vae):
         self.vae = vae
@@ -62,17 +71,19 @@ def open_stream(vae, clamp: bool = True):
     """A fresh stream (empty cache) for a streamable family; ValueError otherwise."""
     family = family_of(vae)
     if family.cache == "feat_cache":
-        return WanStream(vae, clamp=clamp)
-    if family.cache == "conv_cache":
-        return CogVideoXStream(vae)
+        return FeatCacheStream(vae, clamp=clamp)
+    if family.cache in STREAMS:
+        return STREAMS[family.cache](vae)
     raise ValueError(
         f"model {family.name} exposes no temporal cache to stream with; use mode='window' "
         f"(overlapping windows, inexact) or a streamable family ({stream_families()})"
     )
 
 
+STREAMS = {"feat_cache": FeatCacheStream, "conv_cache": ConvCacheStream}  # cache kind -> stream class
+
+
 def stream_families() -> str:
-    from vaestudy.models import FAMILIES
 
     return ", ".join(f.name for f in FAMILIES.values() if f.cache)
 
@@ -80,16 +91,10 @@ def stream_families() -> str:
 def chunk_plan(family: VAEFamily, latent_frames: int, chunk: int) -> list[tuple[int, int]]:
     """Latent frame ranges [a, b) of a streamed decode with ``chunk`` frames per step.
 
-    The remainder goes to the first chunk (as CogVideoX's own decode does), so every
+    The remainder goes to the first chunk (as the 2-frame batching decodes do), so every
     later chunk holds exactly ``chunk`` frames.
     """
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk={chunk!r} must be an integer >= 1 (latent frames per step)")
-    if family.cache == "conv_cache" and chunk % 2:
-        raise ValueError(
-            f"chunk={chunk} is invalid for {family.name}: chunks must hold an even number of latent frames "
-            "(its temporal upsampler treats an odd chunk as the start of a new video)"
-        )
+    family.check_chunk(chunk)
     first = 1 + (latent_frames - 1) % chunk
     plan = [(0, first)]
     while plan[-1][1] < latent_frames:

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 
 import torch
 
+from vaestudy.clock import Clock
 from vaestudy.decode.common import (
-    DecodeResult, Stopwatch, Chunk, collect, family_decode_settings, model_device_dtype, own_decode,
-    timed_single, validate_latent,
+    Chunk,
+    DecodeResult,
+    collect,
+    family_decode_settings,
+    model_device_dtype,
+    own_decode,
+    timed_single,
+    validate_latent,
 )
-from vaestudy.models import family_of
+from vaestudy.registry.families import family_of
 
 BLENDS = ("linear", "cosine", "none")
 
@@ -147,7 +154,7 @@ class TileBlender:
 def _iter_tiled(vae, z, plan: TilePlan, blend: str):
     family = family_of(vae)
     device, _ = model_device_dtype(vae)
-    sw = Stopwatch(device)
+    sw = Clock(device)
     blender = None
     for i, (y, x, h, w) in enumerate(plan.tiles):
         out = own_decode(vae, z[..., y:y + h, x:x + w])
@@ -237,3 +244,19 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
         )
     return res
 
+
+def default_tile_plan(latent_hw: tuple[int, int], overlap: int = 2) -> TilePlan:
+    """A 2x2 plan with ``overlap`` latent pixels; 1 tile along an axis too short for two overlapping tiles.
+
+    Two tiles of ``ceil((n + overlap) / 2)`` fit an axis of ``n`` latent pixels when that is below ``n``, i.e.
+    ``n >= overlap + 2``. ValueError when neither axis can be split: a "tiled" decode of one tile would be the full
+    decode under another name.
+    """
+    if not isinstance(overlap, int) or overlap < 0:
+        raise ValueError(f"overlap={overlap!r} must be an integer >= 0 latent pixels")
+    counts = tuple(2 if n >= overlap + 2 else 1 for n in latent_hw)
+    if counts == (1, 1):
+        raise ValueError(f"latent {latent_hw[0]}x{latent_hw[1]} is too small to tile with overlap={overlap}: two "
+                         f"tiles need at least {overlap + 2} latent pixels along an axis; use a larger size or a "
+                         f"smaller overlap")
+    return TilePlan.for_count(latent_hw, counts, tuple(overlap if k > 1 else 0 for k in counts))

@@ -6,15 +6,23 @@ from typing import Iterator
 
 import torch
 
-from vaestudy.decode.common import Chunk, DecodeResult, Stopwatch, collect, model_device_dtype, validate_latent
+from vaestudy.clock import Clock
+from vaestudy.decode.common import (
+    Chunk,
+    DecodeResult,
+    collect,
+    model_device_dtype,
+    validate_latent,
+)
 from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import BLENDS, TileBlender, TilePlan
-from vaestudy.models import family_of
+from vaestudy.registry.families import family_of
 
 
-def iter_tiled_chunked(vae, z: torch.Tensor, chunk: int = 1, tile=8, overlap=2, blend: str = "linear") -> Iterator[Chunk]:
+def iter_tiled_chunked(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2, blend: str = "linear") -> Iterator[Chunk]:
     """Yield blended full frames chunk by chunk; each tile is streamed with its own cache."""
     family = validate_latent(vae, z)
+    chunk = family.default_chunk if chunk is None else chunk
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is unknown; valid: {', '.join(BLENDS)}")
     plan = TilePlan.build(tuple(z.shape[-2:]), tile, overlap)
@@ -27,7 +35,7 @@ def _iter(vae, z, plan, tplan, blend):
     family = family_of(vae)
     device, _ = model_device_dtype(vae)
     streams = [open_stream(vae) for _ in plan.tiles]
-    sw = Stopwatch(device)
+    sw = Clock(device)
     with torch.no_grad():
         for a, b in tplan:
             blender = None
@@ -40,9 +48,10 @@ def _iter(vae, z, plan, tplan, blend):
             yield Chunk(blender.result(), family.latent_to_pixel_frames(0, a)[1], dt, el)
 
 
-def decode_tiled_chunked(vae, z: torch.Tensor, chunk: int = 1, tile=8, overlap=2, blend: str = "linear") -> DecodeResult:
+def decode_tiled_chunked(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2, blend: str = "linear") -> DecodeResult:
     """Collect :func:`iter_tiled_chunked` into a :class:`DecodeResult`."""
     family = family_of(vae)
+    chunk = family.default_chunk if chunk is None else chunk
     chunks = iter_tiled_chunked(vae, z, chunk, tile, overlap, blend)
     plan = TilePlan.build(tuple(z.shape[-2:]), tile, overlap)
     s = family.spatial_compression

@@ -2,24 +2,34 @@
 
 Every experiment decodes a latent obtained by encoding a real clip with the model's own
 encoder (posterior mean), compares against the family's full decode and reports seam or
-flicker metrics (:mod:`vaestudy.metrics`) plus wall time.  Rows are plain dicts so notebooks
+flicker metrics (:mod:`vaestudy.measure.metrics`) plus wall time.  Rows are plain dicts so notebooks
 can print or plot them; the decoded videos ride along under ``"result"`` where useful.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import torch
 
-from vaestudy import metrics as M
-from vaestudy.decode import TilePlan, decode_chunked, decode_full, decode_single_pass, decode_tiled, framewise_groupnorm
+from vaestudy.decode import (
+    TilePlan,
+    decode_chunked,
+    decode_full,
+    decode_single_pass,
+    decode_tiled,
+    framewise_groupnorm,
+    iter_chunked,
+)
 from vaestudy.decode.common import clear_vae_cache, decoder_mid_attention
 from vaestudy.decode.latent_blend import decode_tiled_grid, decode_window_grid
-from vaestudy.models import family_of, load_vae
-
+from vaestudy.measure import metrics as M
+from vaestudy.measure.oracle import compare, seam_concentration
+from vaestudy.plots import weights_note
+from vaestudy.registry.families import family_of
+from vaestudy.registry.load import load_vae
+from vaestudy.training.data import load_clip
 
 # ---------------------------------------------------------------------------------------------
 # models and latents
@@ -55,7 +65,6 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
 def clip_latent(vae, clip: str = "bikes", frames: int = 17, size: tuple[int, int] = (64, 64), *,
                 start: int = 0, scale: float = 0.5, crop=None) -> tuple[torch.Tensor, torch.Tensor]:
     """A real clip segment (3, T, H, W) and its posterior-mean latent from the model's encoder."""
-    from vaestudy.data import load_clip
 
     family_of(vae).check_frames(frames)
     video = load_clip(clip, frames, size, start=start, scale=scale, crop=crop)
@@ -174,7 +183,6 @@ def attention_locality(vae, z: torch.Tensor, *, tile: int, overlap: int, near: f
     decode and the whole frame in the full one, so it changes every pixel.  ``ref``: the full decode of the model
     as loaded, when one is at hand (it stands for the "as loaded" setting's own).
     """
-    from vaestudy.compare import compare, seam_concentration
 
     rows = []
     for setting in settings:
@@ -204,17 +212,6 @@ def _flicker_row(name: str, res, ref, boundaries, fps, *, source=None, warp: boo
     return row
 
 
-def default_chunk(vae) -> int:
-    """Smallest chunk (latent frames) the family's stream accepts: 1 (Wan) or 2 (CogVideoX)."""
-    return 2 if family_of(vae).cache == "conv_cache" else 1
-
-
-def default_window_overlap(vae) -> int:
-    """Latent frames of context for ``mode="window"``: 2, or 3 where windows must hold an odd count."""
-    fam = family_of(vae)
-    return 2 if fam.frame_step == fam.temporal_compression else 3
-
-
 def chunking_compare(vae, z: torch.Tensor, fps: float, *, chunk: int | None = None, overlap: int | None = None,
                      source: torch.Tensor | None = None, warp: bool = True, method: str = "tvl1",
                      grids: Sequence[str] = ("pixel", "latent")) -> list[dict]:
@@ -225,8 +222,8 @@ def chunking_compare(vae, z: torch.Tensor, fps: float, *, chunk: int | None = No
     frame 0 is left out of the spike ratio: a causal decoder makes frame 0 from latent frame 0
     alone in every strategy, so that jump (``first_jump_ratio``) is not a chunk seam.
     """
-    chunk = chunk or default_chunk(vae)
-    overlap = overlap or default_window_overlap(vae)
+    chunk = chunk or family_of(vae).default_chunk
+    overlap = overlap or family_of(vae).window_overlap
     family = family_of(vae)
     full = decode_full(vae, z)
     runs = [("full", full)]
@@ -257,15 +254,14 @@ def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, mode: 
     """
     import numpy as np
 
-    from vaestudy.decode import iter_chunked
 
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
-    chunk = chunk or default_chunk(vae)
+    chunk = chunk or family_of(vae).default_chunk
     secs, ttff, full, frames = [], [], [], None
     for _ in range(repeats):
         clear_vae_cache(vae)
-        chunks = list(iter_chunked(vae, z, chunk, mode=mode, overlap=default_window_overlap(vae)))
+        chunks = list(iter_chunked(vae, z, chunk, mode=mode, overlap=family_of(vae).window_overlap))
         secs.append([c.seconds for c in chunks])
         ttff.append(chunks[0].elapsed)
         frames = [c.frames.shape[2] for c in chunks]
@@ -292,7 +288,7 @@ def groupnorm_effect(vae, z: torch.Tensor, *, chunk: int | None = None, overlap:
     weights were not trained with: exactness changes, quality may not survive).
     """
     family = family_of(vae)
-    chunk = chunk or default_chunk(vae)
+    chunk = chunk or family_of(vae).default_chunk
     settings = [("own norm", None)]
     if family.norm == "group":
         settings.append(("per-frame GroupNorm", framewise_groupnorm))
@@ -300,13 +296,11 @@ def groupnorm_effect(vae, z: torch.Tensor, *, chunk: int | None = None, overlap:
     for label, ctx in settings:
         cm = ctx(vae) if ctx else _null()
         with cm:
-            t0 = time.perf_counter()
             one = decode_single_pass(vae, z)
             full = decode_full(vae, z)
             plan = TilePlan.for_count(tuple(z.shape[-2:]), count, overlap)
             tiled = decode_tiled(vae, z, plan.tile, overlap, "linear")
             chunked = decode_chunked(vae, z, chunk, mode="cache")
-            seconds = time.perf_counter() - t0
         sb = M.seam_band_psnr(full.video, tiled.video, tiled.extra["seams_y"], tiled.extra["seams_x"], band)
         b = [k for k in M.chunk_boundaries(chunked.chunk_frames) if k > 1]  # frame 0's jump is no chunk seam
         spike = M.boundary_spike_ratio(M.frame_differences(chunked.video), b)["ratio"]
@@ -347,7 +341,6 @@ def format_rows(rows: list[dict], columns: Sequence[str], digits: int = 2) -> st
 
 def weights_caption(model: str, weights: str) -> str:
     """The line every quality figure carries: which weights made it, loudly when they are random."""
-    from vaestudy.plots import weights_note
 
     loud = "  [RANDOM WEIGHTS: quality numbers mean little]" if weights in ("tiny", "random") else ""
     return f"{model} · {weights}: {weights_note(weights)}{loud}"

@@ -8,8 +8,8 @@ Model (non-negative least squares, scipy's ``nnls``), one per family and strateg
 "computed" counts the pixels every tile recomputes in its overlap; "decoder calls" is how often
 the decoder runs (per-call overhead matters on CPU); "resident output" is what the consumer keeps
 (the whole video for full/tiled or a ``keep`` consumer, one chunk when frames are streamed away);
-"working" is the pixel-frames one decoder call produces (Wan's own ``decode()`` already runs one
-latent frame per call). A strategy with fewer than :data:`MIN_POINTS` records borrows the fit pooled
+"working" is the pixel-frames one decoder call produces (a family's own ``decode()`` may already run
+a few latent frames per call: the registry's ``own_decode_calls``). A strategy with fewer than :data:`MIN_POINTS` records borrows the fit pooled
 over all strategies of the family (``source='pooled'``), and so does one whose sweep never varied
 some feature (a rank-deficient fit cannot extrapolate along it). Units: seconds, bytes, pixels.
 """
@@ -22,36 +22,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vaestudy.bench.store import label
+from vaestudy.decode.strategies import STREAMING, get_strategy
+from vaestudy.decode.streams import chunk_plan
+from vaestudy.decode.tiled import TilePlan, default_tile_plan
 from vaestudy.devices import canonical_name, same_device
-from vaestudy.models import VAEFamily, get_family
+from vaestudy.registry.families import get_family
 
 TIME_FEATURES = ("computed_pixel_frames", "decoder_calls", "const")
 MEMORY_FEATURES = ("resident_pixel_frames", "working_pixel_frames", "const")
 MIN_POINTS = 4
-STREAMING = ("chunked", "tiled+chunked", "chunked-naive")
 
 
 # ---------------------------------------------------------------------------------------------
 # features of a decode (no model needed)
 # ---------------------------------------------------------------------------------------------
-def _own_decode_calls(family: VAEFamily, latent_frames: int) -> tuple[int, int]:
-    """(decoder calls, pixel frames per call) of the family's own decode()."""
-    t = family.temporal_compression
-    frames = family.pixel_frames(latent_frames)
-    if family.cache == "feat_cache":
-        return latent_frames, t
-    if family.cache == "conv_cache":
-        return max(1, latent_frames // 2), 2 * t
-    if family.name == "hunyuanvideo" and latent_frames > 4:
-        return max(1, math.ceil((frames - 17) / 12) + 1), 17
-    return 1, frames
-
-
 def features(model: str, strategy: str, frames: int, size: tuple[int, int], *, chunk: int | None = None,
              tile=None, overlap=None, consumer: str = "keep") -> dict:
     """Model features of one decode configuration (see module docstring); tile/overlap in latent px."""
-    from vaestudy.decode.streams import chunk_plan
-    from vaestudy.decode.tiled import TilePlan
 
     family = get_family(model)
     h, w = size
@@ -59,9 +47,8 @@ def features(model: str, strategy: str, frames: int, size: tuple[int, int], *, c
     s, t = family.spatial_compression, family.temporal_compression
     pixels = h * w
     area, ntiles = pixels, 1
-    if strategy in ("tiled", "tiled+chunked"):
+    if "tile" in get_strategy(strategy).params:
         if tile is None:
-            from vaestudy.experiments import default_tile_plan
 
             plan = default_tile_plan((lh, lw), 2 if overlap is None else int(np.atleast_1d(overlap)[0]))
         else:
@@ -73,14 +60,14 @@ def features(model: str, strategy: str, frames: int, size: tuple[int, int], *, c
     else:
         computed_per_frame = pixels
     if strategy in STREAMING:
-        chunk = chunk or (2 if family.cache == "conv_cache" else 1)
+        chunk = chunk or family.default_chunk
         nchunks = len(chunk_plan(family, lt, chunk))
-        calls = ntiles * (nchunks + (1 if chunk > 1 else 0))  # Wan's first chunk: 1-frame call first
+        calls = ntiles * (nchunks + (1 if chunk > 1 else 0))  # a first chunk of a per-frame cache: 1-frame call
         per_call_frames = chunk * t
         extra = (nchunks - 1) * pixels if strategy == "chunked-naive" else 0  # one context frame per chunk
         resident = frames * pixels if consumer == "keep" else per_call_frames * pixels
     else:
-        calls_own, per_call_frames = _own_decode_calls(family, lt)
+        calls_own, per_call_frames = family.own_decode_calls(lt)
         calls = ntiles * calls_own
         extra = 0
         resident = frames * pixels
@@ -227,7 +214,6 @@ def holdout_errors(records: list[dict], model: str, **kw) -> list[dict]:
 
     Rows: label, measured and predicted seconds/bytes, relative errors (pred/meas - 1).
     """
-    from vaestudy.bench import label
 
     rs = usable(records, model)
     out = []
@@ -284,8 +270,6 @@ def parse_bytes(text: str | int | float) -> int:
 def candidates(model: str, frames: int, size: tuple[int, int], strategies, *, overlap: int = 2,
                keep_output: bool = False) -> list[dict]:
     """Strategy + parameter grid the planner searches: chunk 1, 2, 4, ... latent frames; 1-4 tiles per axis."""
-    from vaestudy.decode.streams import chunk_plan
-    from vaestudy.decode.tiled import TilePlan
 
     family = get_family(model)
     _, lt, lh, lw = family.latent_shape(frames, *size)
@@ -302,7 +286,7 @@ def candidates(model: str, frames: int, size: tuple[int, int], strategies, *, ov
     consumer = "keep" if keep_output else "discard"
     out = []
     for s in strategies:
-        if s in STREAMING and not family.streamable and s != "chunked-naive":
+        if not get_strategy(s).applies_to(family):
             continue
         chunk_opts = []
         for c in chunks if s in STREAMING else [None]:
@@ -313,7 +297,7 @@ def candidates(model: str, frames: int, size: tuple[int, int], strategies, *, ov
                     continue
             chunk_opts.append(c)
         for c in chunk_opts:
-            for tl in (tiles if s in ("tiled", "tiled+chunked") else [(None, None)]):
+            for tl in (tiles if "tile" in get_strategy(s).params else [(None, None)]):
                 out.append({"strategy": s, "chunk": c, "tile": tl[0], "overlap": tl[1],
                             "consumer": consumer if s in STREAMING else "keep"})
     return out
@@ -387,7 +371,8 @@ def seed_comparison(cm: CostModel | None, flops_per_px: float | None, *, our_pea
     """
     c = SEED_CLAIMS
     h, w = c["size"]
-    frames_per_chunk = c["latent_frames_per_chunk"] * 4  # a steady Wan chunk: 4 pixel frames per latent frame
+    t = get_family(cm.model).temporal_compression if cm is not None else 4  # the seed's VAE compresses time 4x
+    frames_per_chunk = c["latent_frames_per_chunk"] * t  # a steady chunk: t pixel frames per latent frame
     out = {"frames_per_chunk": frames_per_chunk, "size": (h, w),
            "claimed_chunk_s": c["decode_ms_per_chunk"] / 1000, "claimed_share": c["decode_share"],
            "implied_pipeline_chunk_s": c["decode_ms_per_chunk"] / 1000 / c["decode_share"],
@@ -404,7 +389,7 @@ def seed_comparison(cm: CostModel | None, flops_per_px: float | None, *, our_pea
             out["cpu_seconds_at_our_peak"] = out["chunk_flops"] / our_peak_flops
     if cm is not None:
         # one steady chunk = the difference between decoding 1 + 3 and 1 latent frames, streamed
-        t1 = cm.predict("chunked", 1 + 4 * (1 + c["latent_frames_per_chunk"] - 1), (h, w),
+        t1 = cm.predict("chunked", 1 + t * c["latent_frames_per_chunk"], (h, w),
                         chunk=c["latent_frames_per_chunk"], consumer="discard")
         t0 = cm.predict("chunked", 1, (h, w), chunk=1, consumer="discard")
         out["our_cpu_chunk_s"] = t1["seconds"] - t0["seconds"]

@@ -5,7 +5,7 @@ decoders' range [-1, 1].  Every metric judges the *displayed* video, so values a
 [-1, 1] first (a CogVideoX-class decode is not clamped by its ``decode()``).  Frame-difference
 and warping errors are reported in 8-bit code values (0-255), the unit of VBench's temporal
 flickering and of the frame-difference reports quoted in ``FINDINGS.md``; PSNR uses data range 2
-(as :mod:`vaestudy.compare`), SSIM comes from scikit-image.
+(as :mod:`vaestudy.measure.oracle`), SSIM comes from scikit-image.
 
 Seam metrics take seam lines as pixel coordinates (``DecodeResult.extra["seams_y"/"seams_x"]``;
 a seam at ``s`` lies between pixel columns ``s - 1`` and ``s``).  Flicker metrics take chunk
@@ -21,7 +21,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vaestudy.compare import DATA_RANGE, error_by_seam_distance, seam_distance_map
+from vaestudy.measure.oracle import (
+    DATA_RANGE,
+    error_by_seam_distance,
+    psnr,
+    seam_distance_map,
+)
 
 LEVELS_PER_UNIT = 255.0 / DATA_RANGE  # 8-bit code values per decoded unit
 
@@ -66,13 +71,9 @@ def _same_shape(ref: np.ndarray, test: np.ndarray) -> None:
 
 def video_psnr(ref, test) -> float:
     """PSNR (dB) of the whole displayed video against a reference (scikit-image, data range 2); inf if equal."""
-    from skimage.metrics import peak_signal_noise_ratio
-
     a, b = as_frames(ref), as_frames(test)
     _same_shape(a, b)
-    if np.array_equal(a, b):
-        return math.inf
-    return float(peak_signal_noise_ratio(a * 2 - 1, b * 2 - 1, data_range=DATA_RANGE))
+    return psnr(a * 2 - 1, b * 2 - 1)  # already clipped by as_frames
 
 
 def video_ssim(ref, test) -> float:
@@ -122,8 +123,6 @@ def seam_band_psnr(ref, test, seams_y=(), seams_x=(), band: float = 4.0) -> dict
     seams; defined for identical videos and error-free parts too, see :func:`_gap_db`) and the pixel share of
     the band.  Without seams every pixel is interior.
     """
-    from skimage.metrics import peak_signal_noise_ratio
-
     if not band > 0:
         raise ValueError(f"band={band!r} must be > 0 pixels")
     a, b = as_frames(ref) * 2 - 1, as_frames(test) * 2 - 1
@@ -134,8 +133,7 @@ def seam_band_psnr(ref, test, seams_y=(), seams_x=(), band: float = 4.0) -> dict
     def part(mask):
         if not mask.any():
             return math.nan
-        x, y = a[:, mask], b[:, mask]
-        return math.inf if np.array_equal(x, y) else float(peak_signal_noise_ratio(x, y, data_range=DATA_RANGE))
+        return psnr(a[:, mask], b[:, mask])
 
     seam_db, interior_db = part(near), part(~near)
     return {"seam_db": seam_db, "interior_db": interior_db, "gap_db": _gap_db(seam_db, interior_db),

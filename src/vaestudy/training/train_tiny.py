@@ -1,4 +1,4 @@
-"""Train the tiny embedded VAEs on CPU: ``python -m vaestudy.train_tiny --family wan``.
+"""Train the tiny embedded VAEs on CPU: ``python -m vaestudy.training.train_tiny --family wan``.
 
 A small ``AutoencoderKLWan`` (causal convs, RMSNorm) or ``AutoencoderKLCogVideoX`` (GroupNorm),
 both 4x8x8 with 16 latent channels, trained on seeded random crops of bigbuckbunny and carphone
@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaestudy import data
 from vaestudy.decode.common import decoder_mid_attention
-from vaestudy.embedded import EMBEDDED, WEIGHTS_DIR, baseline_scores, build_model, heldout_scores
-from vaestudy.models import get_family
+from vaestudy.registry.embedded import EMBEDDED, WEIGHTS_DIR, build_model
+from vaestudy.registry.families import get_family
+from vaestudy.training import data
+from vaestudy.training.heldout import baseline_scores, heldout_scores
 
 FAMILIES = {"wan": "wan2.1", "cogvideox": "cogvideox"}  # CLI name -> registry / EMBEDDED key
 FAMILY_LABELS = {"wan": "Wan", "cogvideox": "CogVideoX"}
@@ -246,7 +247,7 @@ def _log(out_dir: Path, record: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m vaestudy.train_tiny", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vaestudy.training.train_tiny", description=__doc__.split("\n")[0])
     p.add_argument("--family", required=True, choices=sorted(FAMILIES))
     p.add_argument("--minutes", type=float, default=60.0,
                    help="budget: minutes of this process's CPU time over all resumes (1 thread: CPU-minutes)")
@@ -486,7 +487,7 @@ def train(args) -> Path:
 
 def command_line(args) -> str:
     """The command that reproduces this run (all recipe flags spelled out)."""
-    parts = ["python", "-m", "vaestudy.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
+    parts = ["python", "-m", "vaestudy.training.train_tiny", "--family", args.family, "--minutes", f"{args.minutes:g}",
              "--max-wall-minutes", f"{args.max_wall_minutes:g}",
              "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(args.seed),
              "--width", str(args.width), *_later_flags(args, MODEL_OPTIONS),
@@ -510,9 +511,8 @@ def latent_stats(vae, sampler: data.CropSampler, n: int = 16) -> tuple[list[floa
 
 def ship(args) -> None:
     """Write fp16 EMA weights, JSON card and Markdown model card to vaestudy/weights/, measured on what ships."""
-    from safetensors.torch import load_file, save_file
-
     import diffusers
+    from safetensors.torch import load_file, save_file
 
     torch.set_num_threads(args.threads)
     ckpt_path = Path(args.out).expanduser() / "last.pt"
@@ -632,7 +632,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 
 - Class and config: `{card['diffusers_class']}` `{cfg}`
 - Weights: `{card['weights_file']}`, {card['storage_dtype']} storage, {card['weights_bytes'] / 1e6:.2f} MB; load with
-  `vaestudy.embedded.load_embedded("{card['family']}")` (fp32, eval, offline).
+  `vaestudy.registry.embedded.load_embedded("{card['family']}")` (fp32, eval, offline).
 
 ## Training
 - Data: seeded random {d['size'][0]}x{d['size'][1]}x{d['frames']} crops of {clips};
@@ -652,7 +652,7 @@ It is **not** the real model: it is blurrier and has {card['parameters'] / 1e6:.
 - PSNR **{ho['psnr_db']:.2f} dB**, SSIM **{ho['ssim']:.3f}** (per crop PSNR: {per} dB).
 - Test subset (crop {', '.join(str(i) for i in ho['test_subset']['indices'])}): PSNR {ho['test_subset']['psnr_db']:.2f} dB,
   SSIM {ho['test_subset']['ssim']:.3f} - what `tests/test_embedded.py` re-measures.
-- Protocol: {ho['protocol']}.  Crops from `vaestudy.data.eval_crops()`.{pooled_text}{bicubic_text}
+- Protocol: {ho['protocol']}.  Crops from `vaestudy.training.data.eval_crops()`.{pooled_text}{bicubic_text}
 - No separate validation clip exists offline: recipes (layout, augmentations) were chosen while looking at these
   crops' scores and at the clip's motion and cuts, so read the number as optimistic for unseen footage.
 

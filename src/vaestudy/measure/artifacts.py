@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from vaestudy.measure.oracle import seam_distance_map
+
 INJECTIONS = ("brightness", "texture")
 
 
@@ -33,7 +35,6 @@ def inject_seam(video: torch.Tensor, seams_y=(), seams_x=(), amplitude: float = 
     ``exp(-distance / width)`` away from the nearest seam (``width=inf``: a constant offset
     per tile), so the error gathers in a band around the grid like a real tiling error.
     """
-    from vaestudy.compare import seam_distance_map
 
     _check_video(video)
     if not width > 0:

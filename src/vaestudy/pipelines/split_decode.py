@@ -18,9 +18,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaestudy.decode.common import latent_channels
 from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import blend_ramp
-from vaestudy.models import family_of
+from vaestudy.measure.oracle import compare
+from vaestudy.measure.probe import receptive_field
+from vaestudy.pipelines.two_device import inject_failure
+from vaestudy.registry.families import family_of, get_family
+from vaestudy.registry.load import load_vae
 
 BLEND_MODES = ("crop", "linear")
 
@@ -144,7 +149,7 @@ class SplitConfig:
     seed: int = 0
     latent: tuple[int, int, int] = (3, 4, 8)  # latent frames, height, width
     halos: tuple = (0, 1, 2, "rf99", "full")
-    chunk: int = 0  # latent frames per streamed step (0: 1, or 2 for CogVideoX)
+    chunk: int = 0  # latent frames per streamed step (0: the family's default chunk)
     blend: str = "crop"
     threads: int = 1
     repeats: int = 1
@@ -153,7 +158,6 @@ class SplitConfig:
     fail_mode: str = "raise"
 
     def validate(self) -> "SplitConfig":
-        from vaestudy.models import get_family
 
         fam = get_family(self.model)
         fam.check_latent_frames(self.latent[0])
@@ -170,31 +174,24 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
     alone (the reference and the one-process time) and returns the record; other ranks return None."""
     import torch.distributed as dist
 
-    from vaestudy.compare import compare
-    from vaestudy.decode.common import latent_channels
-    from vaestudy.models import load_vae
 
     cfg.validate()
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(cfg.threads)
     if not cfg.chunk:
-        from vaestudy.models import get_family
-
-        cfg.chunk = 2 if get_family(cfg.model).cache == "conv_cache" else 1
+        cfg.chunk = get_family(cfg.model).default_chunk
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     vae = load_vae(cfg.model, cfg.weights, seed=cfg.seed, device=dev)
     fam = family_of(vae)
     t, h, w = cfg.latent
     g = torch.Generator().manual_seed(cfg.seed)
     z = torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(dev)
-    from vaestudy.pipeline import inject_failure
 
     inject_failure(cfg.fail_rank, cfg.fail_mode, timeout_s)
     rf = None
     if any(isinstance(x, str) and x.startswith("rf") for x in cfg.halos):
         obj = [None]
         if rank == 0:
-            from vaestudy.probe import receptive_field
 
             ps = cfg.probe_size or (fam.frame_step // fam.temporal_compression + 1, h, w)
             r = receptive_field(vae, ps)

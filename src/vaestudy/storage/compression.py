@@ -5,7 +5,7 @@ Units, unless a name says otherwise: sizes in bytes; MB = 1e6 bytes, GB = 1e9, T
 (1e9 bit/s); times in seconds.  ``b`` is an MP4's effective bits per pixel (container bytes
 x 8 / (H x W x frames)).
 
-The latent geometry of the registry families comes from :data:`vaestudy.models.FAMILIES`;
+The latent geometry of the registry families comes from :data:`vaestudy.registry.families.FAMILIES`;
 two reference codecs that are not diffusers families of this project (DC-AE f32c32 and a
 Cosmos-style 8x8x8 tokenizer) are defined here in :data:`EXTRA_CODECS`.
 """
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .models import FAMILIES
+from vaestudy.registry import FAMILIES
 
 #: Bytes per stored latent value for each precision name.
 PRECISION_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
@@ -59,10 +59,10 @@ EXTRA_CODECS: dict[str, Codec] = {
 
 
 def registry_codecs() -> dict[str, Codec]:
-    """Codec views of every registry family (factors read from ``vaestudy.models.FAMILIES``)."""
+    """Codec views of every registry family (factors read from ``vaestudy.registry.families.FAMILIES``)."""
     return {
         name: Codec(name, f.spatial_compression, f.temporal_compression, f.latent_channels, True,
-                    f"vaestudy.models.FAMILIES[{name!r}] ({f.diffusers_class})")
+                    f"vaestudy.registry.families.FAMILIES[{name!r}] ({f.diffusers_class})")
         for name, f in FAMILIES.items()
     }
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+from skimage.metrics import peak_signal_noise_ratio
 
 DATA_RANGE = 2.0  # decoded pixels live in [-1, 1]
 ONE_8BIT_LEVEL = DATA_RANGE / 255.0  # one 8-bit code value, in decoded units
@@ -19,11 +20,18 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).numpy()
 
 
-def psnr(ref: torch.Tensor, test: torch.Tensor) -> float:
-    """PSNR in dB (scikit-image, data range 2); +inf when identical."""
-    from skimage.metrics import peak_signal_noise_ratio
+def psnr(ref, test, *, clip: bool = False) -> float:
+    """The one PSNR: dB between two arrays in decoded units ([-1, 1], data range 2; scikit-image), +inf if equal.
 
-    a, b = _np(ref), _np(test)
+    ``clip=False`` judges the raw decoder output (the oracle: a decode against a reference decode);
+    ``clip=True`` clips both to [-1, 1] first, as a displayed or saved video is. Tensors or arrays, any shape.
+    """
+    a = _np(ref) if isinstance(ref, torch.Tensor) else np.asarray(ref, dtype=np.float64)
+    b = _np(test) if isinstance(test, torch.Tensor) else np.asarray(test, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: reference {a.shape} vs test {b.shape}")
+    if clip:
+        a, b = np.clip(a, -1.0, 1.0), np.clip(b, -1.0, 1.0)
     if np.array_equal(a, b):
         return math.inf
     return float(peak_signal_noise_ratio(a, b, data_range=DATA_RANGE))

@@ -1,103 +1,12 @@
-"""Tiny causal video VAEs trained in-project on real clips and shipped inside the package.
-
-Each entry of :data:`EMBEDDED` is a small model of the *same diffusers class and compression*
-as a real family (Wan 2.1: ``AutoencoderKLWan``; CogVideoX: ``AutoencoderKLCogVideoX``; both
-4x8x8 with 16 latent channels), trained by :mod:`vaestudy.train_tiny` on bigbuckbunny and
-carphone (stills panned by a camera path are an option of the trainer), with ``bikes`` held out.
-Weights are fp16 safetensors in ``vaestudy/weights/``; the JSON beside them holds the diffusers config
-and the measured numbers, the Markdown file is the model card.  Loading is offline and needs no hub access.
-
-:func:`reconstruct` and :func:`heldout_scores` are the one definition of "held-out PSNR/SSIM"
-that the training script, the model cards and the tests share.
-"""
+"""How well the embedded models reconstruct real held-out clips: PSNR/SSIM per frame, colour cast, resize baselines."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-@dataclass(frozen=True)
-class EmbeddedModel:
-    """Where one embedded model lives in the package and which diffusers class it is."""
-
-    family: str  # registry key in vaestudy.models
-    diffusers_class: str
-    stem: str  # file stem in vaestudy/weights/: <stem>.safetensors / .json / .md
-
-    @property
-    def weights_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.stem}.safetensors"
-
-    @property
-    def card_json_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.stem}.json"
-
-    @property
-    def card_md_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.stem}.md"
-
-    @property
-    def shipped(self) -> bool:
-        """True when the weights and the JSON card are present in the installed package."""
-        return self.weights_path.exists() and self.card_json_path.exists()
-
-
-EMBEDDED: dict[str, EmbeddedModel] = {
-    "wan2.1": EmbeddedModel("wan2.1", "AutoencoderKLWan", "wan2.1-tiny"),
-    "cogvideox": EmbeddedModel("cogvideox", "AutoencoderKLCogVideoX", "cogvideox-tiny"),
-}
-
-
-def _entry(family_name: str) -> EmbeddedModel:
-    if family_name not in EMBEDDED:
-        raise ValueError(f"family_name={family_name!r} has no embedded model; valid: {', '.join(EMBEDDED)}")
-    e = EMBEDDED[family_name]
-    if not e.shipped:
-        raise FileNotFoundError(
-            f"embedded weights for {family_name!r} are missing ({e.weights_path.name}, {e.card_json_path.name} "
-            f"in {WEIGHTS_DIR}); train and ship them with `python -m vaestudy.train_tiny --family "
-            f"{'wan' if family_name == 'wan2.1' else family_name}`"
-        )
-    return e
-
-
-def embedded_card(family_name: str) -> dict:
-    """The shipped JSON card: diffusers config, training recipe and measured held-out numbers."""
-    return json.loads(_entry(family_name).card_json_path.read_text())
-
-
-def build_model(diffusers_class: str, config: dict) -> torch.nn.Module:
-    """A diffusers VAE of ``diffusers_class`` built from ``config`` (random weights, fp32)."""
-    import diffusers
-
-    if diffusers_class not in ("AutoencoderKLWan", "AutoencoderKLCogVideoX"):
-        raise ValueError(f"diffusers_class={diffusers_class!r}; valid: AutoencoderKLWan, AutoencoderKLCogVideoX")
-    cls = getattr(diffusers, diffusers_class)
-    cfg = {k: v for k, v in config.items() if not k.startswith("_")}
-    return cls.from_config(cfg)
-
-
-def load_embedded(family_name: str) -> torch.nn.Module:
-    """The shipped tiny model of a family ("wan2.1" or "cogvideox"): offline, eval mode, fp32, CPU."""
-    from safetensors.torch import load_file
-
-    e = _entry(family_name)
-    card = embedded_card(family_name)
-    model = build_model(e.diffusers_class, card["config"])
-    state = {k: v.float() for k, v in load_file(str(e.weights_path)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"{e.weights_path.name} does not match its config: missing={missing[:5]}, "
-                           f"unexpected={unexpected[:5]}")
-    return model.eval().float()
-
+from vaestudy.measure.metrics import adjacent_ssim
+from vaestudy.measure.oracle import psnr
 
 # ---------------------------------------------------------------------------------------------
 # The shared held-out evaluation
@@ -121,22 +30,18 @@ def _to_unit(x: torch.Tensor) -> np.ndarray:
 
 
 def psnr_per_frame(ref: torch.Tensor, test: torch.Tensor) -> np.ndarray:
-    """PSNR in dB of each frame of (3, T, H, W) videos in [-1, 1] (data range 1 after mapping to [0, 1])."""
-    from skimage.metrics import peak_signal_noise_ratio
-
-    a, b = _to_unit(ref), _to_unit(test)
-    return np.array([peak_signal_noise_ratio(a[t], b[t], data_range=1.0) for t in range(a.shape[0])])
+    """PSNR in dB of each frame of (3, T, H, W) videos in [-1, 1], clipped (:func:`vaestudy.measure.oracle.psnr`)."""
+    return np.array([psnr(ref[:, t], test[:, t], clip=True) for t in range(ref.shape[1])])
 
 
 def video_scores(ref: torch.Tensor, test: torch.Tensor) -> dict:
     """PSNR (dB, from the MSE over the whole clip) and mean per-frame SSIM of (3, T, H, W) videos in [-1, 1]."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from skimage.metrics import structural_similarity
 
     a, b = _to_unit(ref), _to_unit(test)
-    psnr = float(peak_signal_noise_ratio(a, b, data_range=1.0))
     ssim = float(np.mean([structural_similarity(a[t], b[t], channel_axis=-1, data_range=1.0)
                           for t in range(a.shape[0])]))
-    return {"psnr_db": psnr, "ssim": ssim}
+    return {"psnr_db": psnr(ref, test, clip=True), "ssim": ssim}
 
 
 def colour_offset(ref: torch.Tensor, test: torch.Tensor) -> dict:
@@ -147,14 +52,12 @@ def colour_offset(ref: torch.Tensor, test: torch.Tensor) -> dict:
     ``share``: the fraction of the MSE the offset explains.  A large share is a colour cast, e.g. the palette of
     a small training set learnt as a prior, rather than lost detail.
     """
-    from skimage.metrics import peak_signal_noise_ratio
-
     a, b = _to_unit(ref), _to_unit(test)
     bias = (b - a).mean(axis=(0, 1, 2))
-    with np.errstate(divide="ignore"):  # identical clips: inf dB, as video_scores reports them
-        psnr, free = (float(peak_signal_noise_ratio(a, x, data_range=1.0)) for x in (b, b - bias))
-    share = 1.0 - 10.0 ** ((psnr - free) / 10.0) if np.isfinite(psnr) else 0.0  # 1 - MSE without / MSE with
-    return {"offset": tuple(float(v) for v in bias), "psnr_db": psnr, "offset_free_psnr_db": free, "share": share}
+    db, free = (psnr(2 * a - 1, 2 * x - 1) for x in (b, b - bias))  # back to decoded units for the one PSNR
+    share = 1.0 - 10.0 ** ((db - free) / 10.0) if np.isfinite(db) else 0.0  # 1 - MSE without / MSE with
+    return {"offset": tuple(float(v) for v in bias), "psnr_db": db,
+            "offset_free_psnr_db": free, "share": share}
 
 
 @torch.no_grad()
@@ -205,7 +108,6 @@ def heldout_frames(vae: torch.nn.Module, crops: torch.Tensor) -> list[dict]:
     after the source's largest change, ``argmin(adjacent_ssim) + 1``) and ``colour`` (:func:`colour_offset` of
     the whole crop: how much of its error is a constant colour cast).
     """
-    from vaestudy.metrics import adjacent_ssim
 
     if crops.ndim != 5 or crops.shape[1] != 3 or crops.shape[2] < 2:
         raise ValueError(f"crops shape {tuple(crops.shape)} must be (n, 3, frames >= 2, height, width)")

@@ -22,6 +22,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
+from vaestudy.pipelines.split_decode import SplitConfig, split_worker
+from vaestudy.pipelines.two_device import TwoDeviceConfig, two_device_worker
+
 TASKS = ("two-device", "split", "batch")
 
 
@@ -51,8 +54,6 @@ def init(timeout_s: float = 60.0, backend: str | None = None):
 
 
 def _config(task: str, cfg):
-    from vaestudy.pipeline import TwoDeviceConfig
-    from vaestudy.split_decode import SplitConfig
 
     if task == "batch":  # several runs in one process group: [{"task": ..., "config": {...}}, ...]
         if not isinstance(cfg, list) or not cfg:
@@ -71,8 +72,6 @@ def _config(task: str, cfg):
 
 def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
     """Run one task on an initialised group; rank 0 returns the record."""
-    from vaestudy.pipeline import two_device_worker
-    from vaestudy.split_decode import split_worker
 
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
@@ -132,7 +131,7 @@ def torchrun_command(task: str, cfg_path: str, out_path: str, *, nproc: int = 2,
     """The ``python -m torch.distributed.run`` command line for one task on this machine."""
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
             "--master_addr", "127.0.0.1", "--master_port", str(port or free_port()), "--max_restarts", "0",
-            "-m", "vaestudy.distributed", task, cfg_path, out_path, str(timeout_s)]
+            "-m", "vaestudy.pipelines.distributed", task, cfg_path, out_path, str(timeout_s)]
 
 
 def launch(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.0, deadline_s: float = 600.0,
@@ -228,7 +227,6 @@ def launch_local(task: str, cfg: dict, *, nproc: int = 2, timeout_s: float = 60.
     machine), which is what the tests use; a failing rank raises ``ProcessRaisedException``."""
     import tempfile
 
-    import torch.multiprocessing as mp
 
     _config(task, cfg)
     out = Path(tempfile.mkdtemp(prefix=f"vaestudy-{task}-")) / "result.json"

@@ -6,50 +6,10 @@ import math
 
 import torch
 
-from vaestudy.compare import compare
-from vaestudy.decode import (
-    TilePlan, decode_chunked, decode_diffusers_tiled, decode_full, decode_single_pass, decode_tiled,
-    decode_tiled_chunked,
-)
-from vaestudy.decode.common import latent_channels
-from vaestudy.models import family_of
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' → (H, W); ValueError naming the value otherwise."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size={text!r} must look like HEIGHTxWIDTH, e.g. 64x64") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size={text!r} must be positive")
-    return h, w
-
-
-def random_latent(vae, frames: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """A seeded N(0, 1) latent for a pixel video of ``frames`` x ``size`` (validated by the family)."""
-    family = family_of(vae)
-    c, t, h, w = family.latent_shape(frames, *size)
-    p = next(vae.parameters())
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(p)
-
-
-def default_tile_plan(latent_hw: tuple[int, int], overlap: int = 2) -> TilePlan:
-    """A 2x2 plan with ``overlap`` latent pixels; 1 tile along an axis too short for two overlapping tiles.
-
-    Two tiles of ``ceil((n + overlap) / 2)`` fit an axis of ``n`` latent pixels when that is below ``n``, i.e.
-    ``n >= overlap + 2``. ValueError when neither axis can be split: a "tiled" decode of one tile would be the full
-    decode under another name.
-    """
-    if not isinstance(overlap, int) or overlap < 0:
-        raise ValueError(f"overlap={overlap!r} must be an integer >= 0 latent pixels")
-    counts = tuple(2 if n >= overlap + 2 else 1 for n in latent_hw)
-    if counts == (1, 1):
-        raise ValueError(f"latent {latent_hw[0]}x{latent_hw[1]} is too small to tile with overlap={overlap}: two "
-                         f"tiles need at least {overlap + 2} latent pixels along an axis; use a larger size or a "
-                         f"smaller overlap")
-    return TilePlan.for_count(latent_hw, counts, tuple(overlap if k > 1 else 0 for k in counts))
+from vaestudy.decode import decode_full
+from vaestudy.decode.strategies import resolve, strategies_for
+from vaestudy.measure.oracle import compare
+from vaestudy.registry.families import family_of
 
 
 def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: int = 2, blend: str = "linear",
@@ -63,28 +23,19 @@ def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: i
     error a lower precision adds. Also: parameters, frames, wall seconds, time to first frame, the DecodeResult.
     """
     family = family_of(vae)
-    if chunk is None:
-        chunk = 2 if family.cache == "conv_cache" else 1
     full = decode_full(vae, z)
-    plan = default_tile_plan(tuple(z.shape[-2:]), overlap)
     runs = [full]
-    if family.cache:
-        runs.append(decode_single_pass(vae, z))
-        runs.append(decode_chunked(vae, z, chunk))
-        runs.append(decode_chunked(vae, z, chunk, mode="naive"))
-    else:
-        runs.append(decode_chunked(vae, z, chunk, mode="naive"))
-        runs.append(decode_chunked(vae, z, chunk, mode="window", overlap=2 if family.frame_step == family.temporal_compression else 3))
-    runs.append(decode_tiled(vae, z, tile=plan.tile, overlap=plan.overlap, blend=blend))
-    if family.cache:
-        runs.append(decode_tiled_chunked(vae, z, chunk, tile=plan.tile, overlap=plan.overlap, blend=blend))
-    if include_diffusers:
-        s = family.spatial_compression
-        tile_px = tuple(t * s for t in plan.tile)
-        stride_px = tuple((t - o) * s for t, o in zip(plan.tile, plan.overlap))
+    skipped = ""
+    for strat in strategies_for(family):
+        if strat.name == "full" or (strat.name == "diffusers-tiled" and not include_diffusers):
+            continue
+        params = resolve(strat.name, family, tuple(z.shape[2:]), chunk=chunk,
+                         overlap=overlap if "tile" in strat.params else None, blend=blend)
         try:
-            runs.append(decode_diffusers_tiled(vae, z, tile_px=tile_px, stride_px=stride_px, check_size=False))
-        except ValueError as exc:  # e.g. an overlap factor of 0 for CogVideoX
+            runs.append(strat.run(vae, z, **params))
+        except ValueError as exc:  # diffusers' tiling refuses some plans (e.g. an overlap factor of 0)
+            if strat.name != "diffusers-tiled":
+                raise
             runs.append(None)
             skipped = str(exc)
     rows = []

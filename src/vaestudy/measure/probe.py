@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaestudy.compare import ONE_8BIT_LEVEL, compare
 from vaestudy.decode.common import latent_channels, plain_decode
 from vaestudy.decode.full import decode_full
 from vaestudy.decode.streams import open_stream
-from vaestudy.decode.tiled import decode_tiled
-from vaestudy.models import family_of
+from vaestudy.decode.tiled import TilePlan, decode_tiled
+from vaestudy.measure.oracle import ONE_8BIT_LEVEL, compare
+from vaestudy.registry.families import family_of
 
 
 def _differentiable_decode(vae, z):
@@ -83,7 +83,6 @@ def minimal_overlap(vae, z: torch.Tensor, count: int = 2, *, tol: float = ONE_8B
     The tile size follows the overlap (:meth:`TilePlan.for_count`), so every overlap in the sweep is
     the overlap the tiles really have.
     """
-    from vaestudy.decode.tiled import TilePlan
 
     ref = decode_full(vae, z).video
     hw = tuple(z.shape[-2:])

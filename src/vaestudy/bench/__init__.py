@@ -1,0 +1,63 @@
+"""Benchmarks of a decode: configurations, the runner (repeats, isolation, sweeps that resume), peak memory,
+frame consumers, the results store, the hardware ceiling and the planner fitted on the records.
+
+Timing reads the one clock (:mod:`vaestudy.clock`).
+"""
+
+from vaestudy.bench.config import (
+    CONSUMERS,
+    DTYPES,
+    IDENTITY_FIELDS,
+    BenchConfig,
+    build_configs,
+    config_key,
+    validate_config,
+)
+from vaestudy.bench.consumers import DiscardConsumer, KeepConsumer, VideoConsumer, open_consumer
+from vaestudy.bench.environment import cpu_model_name, device_name, environment, utc_now
+from vaestudy.bench.memory import M_MMAP_THRESHOLD, PeakMemory, exact_rss, measure_peak
+from vaestudy.bench.planner import (
+    MEMORY_FEATURES,
+    MIN_POINTS,
+    SEED_CLAIMS,
+    TIME_FEATURES,
+    CostModel,
+    LinearFit,
+    candidates,
+    describe,
+    error_summary,
+    features,
+    fit_cost_model,
+    fit_linear,
+    holdout_errors,
+    parse_bytes,
+    plan,
+    plan_text,
+    record_features,
+    record_params,
+    seed_comparison,
+    usable,
+)
+from vaestudy.bench.roofline import PEAK_SHAPES, flops_per_pixel_frame, fraction_of_peak, machine_peak
+from vaestudy.bench.runner import (
+    count_flops,
+    isolated_probe,
+    iter_strategy,
+    make_record,
+    measure,
+    measure_interleaved,
+    new_run_id,
+    run_once,
+    sweep,
+)
+from vaestudy.bench.store import (
+    GROUP_FIELDS,
+    ResultStore,
+    column,
+    format_summary,
+    growth,
+    label,
+    select,
+    series,
+    with_ratios,
+)

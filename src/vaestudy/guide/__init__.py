@@ -1,0 +1,32 @@
+"""The study guide: experiments shared by the CLI and notebooks, quality experiments, the study's
+measurements, the claims table with verdicts, the checklist and the index's headlines.
+"""
+
+from vaestudy.guide.claims import SOURCES, VERDICTS, claims, critical_share_for_gain, raw_compression, verdict_counts
+from vaestudy.guide.experiments import format_table, strategy_table
+from vaestudy.guide.quality import (
+    attention_locality,
+    chunking_compare,
+    clip_latent,
+    decoder_attention,
+    encode_video,
+    format_rows,
+    groupnorm_effect,
+    load_model,
+    streaming_timeline,
+    tile_explorer,
+    tiled_row,
+    tiling_sweep,
+    weights_caption,
+)
+from vaestudy.guide.study import (
+    COST_FAMILIES,
+    Study,
+    chunked_flops_per_px,
+    family_strategies,
+    memory_sweep,
+    slow_conv3d_demo,
+    stage_profile,
+    strategy_costs,
+)
+from vaestudy.guide.summary import EXPERIMENTS, checklist, experiments, headlines, markdown_table

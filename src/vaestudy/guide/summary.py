@@ -1,0 +1,159 @@
+"""The guide's closing pages: checklist, experiments to run, and the index's headline per notebook."""
+
+from __future__ import annotations
+
+import math
+import shlex
+
+from vaestudy import pipelines as P
+from vaestudy.bench import planner
+from vaestudy.decode import decode_chunked, decode_full, decode_tiled
+from vaestudy.decode.tiled import TilePlan
+from vaestudy.guide.claims import SOURCES
+from vaestudy.guide.quality import clip_latent, load_model
+from vaestudy.guide.study import Study, _bikes_rgb, _latent, strategy_costs
+from vaestudy.measure import metrics as M
+from vaestudy.registry.load import load_vae
+from vaestudy.storage import codec
+from vaestudy.storage import compression as C
+
+
+# ---------------------------------------------------------------------------------------------
+# checklist and experiments
+# ---------------------------------------------------------------------------------------------
+def checklist(st: Study, family: str = "wan2.1", budget_share: float = 0.6) -> list[dict]:
+    """What to pick for each goal, from this run's measurements of one family, plus the planner's pick."""
+
+    recs = [r for r in st.strategy_costs if r["model"] == family]
+    cd = st.cache_demo
+    exact = {"full", "chunked"} if cd["cache_max"] < 1e-4 else {"full"}
+    by = lambda key: min(recs, key=key)  # noqa: E731
+    fast = by(lambda r: r["wall_s"]["median"])
+    small = by(lambda r: r["peak_bytes"] or math.inf)
+    first = by(lambda r: r["first_frame_s"]["median"])
+    clean = min((r for r in recs if r["strategy"] in exact), key=lambda r: r["wall_s"]["median"])
+    full = next(r for r in recs if r["strategy"] == "full")
+    out = [
+        {"goal": "lowest latency", "choose": fast["strategy"],
+         "evidence": f"{fast['wall_s']['median']:.3f} s median ({fast['wall_s']['median'] / full['wall_s']['median']:.2f}x full)"},
+        {"goal": "lowest memory", "choose": small["strategy"],
+         "evidence": f"peak {small['peak_bytes'] / 2**20:.0f} MiB ({small['peak_bytes'] / full['peak_bytes']:.2f}x full)"},
+        {"goal": "first frame fastest", "choose": first["strategy"],
+         "evidence": f"first frame after {first['first_frame_s']['median']:.3f} s "
+                     f"({first['first_frame_s']['median'] / full['wall_s']['median']:.2f}x the full decode)"},
+        {"goal": "no seams, no flicker", "choose": clean["strategy"],
+         "evidence": f"exact against the full decode (max |err| {cd['cache_max']:.1e} streamed); "
+                     f"{clean['wall_s']['median']:.3f} s"},
+    ]
+    try:
+        cm = planner.fit_cost_model(recs + [r for r in st.memory_sweep if r["model"] == family], family,
+                                    weights=st.cost_weights)
+        budget = int(cm.model_bytes + budget_share * full["peak_bytes"])
+        frames = max(st.sweep_frames)
+        res = planner.plan(cm, frames, st.cost_size, budget)
+        pick = planner.describe(res["best"]) if res["best"] else "nothing fits"
+        out.append({"goal": f"fastest within {budget / 2**20:.0f} MiB (weights + {budget_share:.0%} of full's "
+                            f"peak), {frames} frames", "choose": pick, "evidence": "planner fit on this run's records"})
+    except ValueError as exc:
+        out.append({"goal": "planner under a memory budget", "choose": "-", "evidence": f"planner could not fit: {exc}"})
+    return out
+
+
+EXPERIMENTS = [
+    ("the whole suite on real weights", "vaestudy report --model wan2.1 --weights pretrained --device cuda --full",
+     "every page with the real Wan 2.1 VAE; compare seam and flicker numbers with the embedded model's"),
+    ("latency, first frame and memory at production sizes",
+     "vaestudy bench --model wan2.1 --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
+     "--size 480x832 --strategies full,tiled,chunked,tiled+chunked --interleave --repeats 5",
+     "chunked throughput vs full, time to first frame, flat streamed peak (000's 107 ms/chunk claim)"),
+    ("what fits a 24 GiB card", "vaestudy plan --model wan2.1 --frames 81 --size 720x1280 --memory-budget 24GiB "
+     "--device cuda --dtype bfloat16", "the planner's pick, then measure it with bench"),
+    ("receptive field of the real decoder", "vaestudy probe --model wan2.1 --weights pretrained --device cuda "
+     "--latent 3 32 32 --tiles 2", "radius and the overlap a seamless tiling needs (LightX2V's halo of 2)"),
+    ("GroupNorm across chunks on the real CogVideoX", "vaestudy decode-check --model cogvideox --weights pretrained "
+     "--device cuda --frames 49 --size 480x720", "chunked vs full error with trained GroupNorm statistics"),
+    ("decode overlapped with generation on two GPUs", "vaestudy stream overlap --device cuda --shares 0.2,0.5,0.8",
+     "the overlap gain with separate compute, against 000's 2-8% ceiling"),
+]
+
+
+def experiments(parser=None) -> list[dict]:
+    """Ready-to-run parameter sets for a GPU box; with ``parser`` (``vaestudy.cli.build_parser()``) every
+    command is parsed by the real CLI parser first (the guide sits below the CLI, so it is handed in)."""
+    rows = []
+    for goal, cmd, look in EXPERIMENTS:
+        argv = shlex.split(cmd)[1:]
+        if parser is not None:
+            try:
+                parser.parse_args(argv)
+            except SystemExit as exc:  # argparse exits on bad arguments
+                raise ValueError(f"experiment {goal!r}: {cmd!r} does not parse") from exc
+        rows.append({"goal": goal, "command": cmd, "look for": look})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    columns = columns or list(rows[0])
+    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "\n".join("| " + " | ".join(esc(r.get(c, "")) for c in columns) + " |" for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# the index: one headline result per notebook
+# ---------------------------------------------------------------------------------------------
+def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights: str = "embedded") -> list[dict]:
+    """One result per notebook, each recomputed here at small size (seconds), for the index's table of contents."""
+
+    out = []
+    # 01: exactness of the stream, the cost of dropping the cache (a tiny random model: exactness is structural)
+    tiny = load_vae("wan2.1", "tiny", device=device, seed=seed)
+    z = _latent(tiny, 9, (32, 32), seed)
+    full = decode_full(tiny, z).video
+    err = lambda mode: float((decode_chunked(tiny, z, 1, mode=mode).video - full).abs().max())  # noqa: E731
+    out.append({"notebook": "01_decode_strategies",
+                "headline": f"tiny random config: streaming with the cache equals the full decode (max |err| {err('cache'):.1e}); "
+                            f"without it chunks are off by {err('naive'):.2f}"})
+    # 02 / 03: seams and flicker need trained weights
+    vae, used, _ = load_model("wan2.1", weights, seed=seed, device=device)
+    video, zc = clip_latent(vae, "bikes", 17, (48, 64), scale=0.5)
+    ref = decode_full(vae, zc).video
+    plan = TilePlan.for_count(tuple(zc.shape[-2:]), 2, 0)
+    tiled = decode_tiled(vae, zc, plan.tile, 0, "linear")
+    sb = M.seam_band_psnr(ref, tiled.video, tiled.extra["seams_y"], tiled.extra["seams_x"], 4.0)
+    out.append({"notebook": "02_tiling_and_seams",
+                "headline": f"2x2 tiles without overlap ({used} weights): {sb['seam_db']:.1f} dB next to the seams vs "
+                            f"{sb['interior_db']:.1f} dB inside the tiles"})
+    cached, naive = decode_chunked(vae, zc, 1, mode="cache"), decode_chunked(vae, zc, 1, mode="naive")
+    bounds = [b for b in M.chunk_boundaries(cached.chunk_frames) if b > 1]
+    spike = lambda v: M.boundary_spike_ratio(M.frame_differences(v), bounds)["ratio"]  # noqa: E731
+    out.append({"notebook": "03_temporal_chunking_and_flicker",
+                "headline": f"{used} weights: frame-difference spike at chunk boundaries: {spike(naive.video):.1f}x without the cache, "
+                            f"{spike(cached.video):.1f}x with it (full decode {spike(ref):.1f}x, source "
+                            f"{spike(video[None]):.1f}x)"})
+    # 04: time to first frame on the full-size config (cost does not depend on weight values)
+    recs = {r["strategy"]: r for r in strategy_costs("wan2.1", 9, (32, 32), repeats=1, device=device, seed=seed)
+            if r["strategy"] in ("full", "chunked")}
+    out.append({"notebook": "04_latency_and_memory",
+                "headline": f"Wan 2.1 (full size, random weights, 9x32x32 on {device}): the stream's first frame after "
+                            f"{recs['chunked']['first_frame_s']['median'] / recs['full']['wall_s']['median']:.2f}x the "
+                            f"full decode's latency, whole video in "
+                            f"{recs['chunked']['wall_s']['median'] / recs['full']['wall_s']['median']:.2f}x"})
+    # 05: storage ratio with a measured H.264 rate
+
+    b = codec.encode_h264(_bikes_rgb(), crf=23)["bpp"]
+    out.append({"notebook": "05_compression_and_storage",
+                "headline": f"fp16 Wan latents are {C.codec_storage_ratio('wan2.1', b):.1f}x the size of the same clip in "
+                            f"H.264 (bikes 272x640, CRF 23, b = {b:.3f} bit/px)"})
+    lo, hi = P.scope_ceiling(critical=1.0)["gain"], P.scope_ceiling(critical=0.0)["gain"]
+    out.append({"notebook": "06_pipelines_and_multi_device",
+                "headline": f"with 000's shares (decode 16.5%, +recompute 33%) overlapping decode gains {lo:.1%}-{hi:.1%}, "
+                            f"depending on how much of it the next chunk waits for"})
+    cos = C.compression_vs_raw(8, 16, "fp16", t=8)
+    out.append({"notebook": "07_study_guide",
+                "headline": f"{sum(k != 'anchors' for k in SOURCES)} source notes and the public anchors checked claim by claim; e.g. "
+                            f"002's Cosmos row: its own formula gives {cos:.0f}x, not 96x"})
+    return out

@@ -1,0 +1,138 @@
+"""What the study knows about one diffusers video VAE family without building it: :class:`VAEFamily`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VAEFamily:
+    """Static facts about one diffusers video VAE family (no model is built)."""
+
+    name: str
+    diffusers_class: str
+    repo_id: str
+    subfolder: str
+    spatial_compression: int
+    temporal_compression: int
+    latent_channels: int
+    causal: bool  # decoder convolutions are causal in time
+    cache: str | None  # name of the decoder's carried temporal cache, if diffusers exposes one
+    frame_step: int  # valid pixel frame counts are 1 + frame_step * k
+    clamps_output: bool  # decode() clamps the output to [-1, 1]
+    norm: str  # normalisation inside the decoder: "rms" (per-pixel) or "group" (spans space and time)
+    tiling_defaults: dict[str, Any]
+    decode_notes: str  # what the family's own decode() does inside
+    tiny_config: dict[str, Any] = field(default_factory=dict)
+    full_config: dict[str, Any] = field(default_factory=dict)  # overrides of the class defaults
+    chunk_multiple: int = 1  # a streamed chunk must hold a multiple of this many latent frames
+    decode_batch: int | None = None  # latent frames per decoder call inside decode() (None: one pass or windows)
+    cache_module: str | None = None  # "diffusers module:class" of the causal conv that holds one cache slot
+    attention_block: str | None = None  # class name of the decoder's mid-block attention, if it has one
+
+    # ---- streaming and the family's own decode ----------------------------------------
+    @property
+    def streams_exactly(self) -> bool:
+        """Carrying the cache is the full decode's arithmetic: a cache, and no norm pooling over a chunk's frames."""
+        return self.streamable and self.norm == "rms"
+
+    @property
+    def default_chunk(self) -> int:
+        """The smallest chunk (latent frames) a stream of this family accepts: its default."""
+        return self.chunk_multiple
+
+    @property
+    def window_overlap(self) -> int:
+        """Latent frames of context for overlapping windows: the fewest that keep every window a valid length."""
+        step = self.frame_step // self.temporal_compression
+        return 2 if step == 1 else 2 * step - 1
+
+    @property
+    def temporal_window(self) -> tuple[int, int] | None:
+        """(pixel frames per window, stride) of the family's own temporal tiling in decode(), if it has one."""
+        d = self.tiling_defaults
+        if "tile_sample_min_num_frames" not in d:
+            return None
+        return d["tile_sample_min_num_frames"] + 1, d["tile_sample_stride_num_frames"]
+
+    def own_decode_calls(self, latent_frames: int) -> tuple[int, int]:
+        """(decoder calls, pixel frames per call) that the family's own ``decode()`` makes for a latent."""
+        t = self.temporal_compression
+        frames = self.pixel_frames(latent_frames)
+        if self.decode_batch:
+            return max(1, latent_frames // self.decode_batch), self.decode_batch * t
+        window = self.temporal_window
+        if window and latent_frames > (window[0] - 1) // t:
+            return max(1, math.ceil((frames - window[0]) / window[1]) + 1), window[0]
+        return 1, frames
+
+    def check_chunk(self, chunk: int, name: str = "chunk") -> None:
+        """ValueError naming ``name`` unless ``chunk`` is a valid number of latent frames per streamed step."""
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise ValueError(f"{name}={chunk!r} must be an integer >= 1 (latent frames per step)")
+        if chunk % self.chunk_multiple:
+            raise ValueError(
+                f"{name}={chunk} is invalid for {self.name}: chunks must hold a multiple of {self.chunk_multiple} "
+                f"latent frames (valid: {self.chunk_multiple}, {2 * self.chunk_multiple}, ...)")
+
+    # ---- frame counts -------------------------------------------------------------
+    @property
+    def streamable(self) -> bool:
+        """True when chunks can be decoded exactly by carrying the decoder's cache."""
+        return self.cache is not None
+
+    def valid_frame_counts(self, up_to: int = 200) -> list[int]:
+        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k."""
+        return list(range(1, up_to + 1, self.frame_step))
+
+    def check_frames(self, frames: int, name: str = "frames") -> None:
+        t = self.frame_step
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1 or (frames - 1) % t != 0:
+            examples = ", ".join(str(f) for f in self.valid_frame_counts(4 * t + 1))
+            raise ValueError(
+                f"{name}={frames!r} cannot be decoded cleanly by {self.name}: "
+                f"valid counts are 1 + {t}*k ({examples}, ...)"
+            )
+
+    # ---- shapes -----------------------------------------------------------------
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(channels, latent frames, latent height, latent width) for a pixel video."""
+        self.check_frames(frames)
+        s = self.spatial_compression
+        for pname, v in (("height", height), ("width", width)):
+            if not isinstance(v, int) or v <= 0 or v % s != 0:
+                raise ValueError(f"{pname}={v!r} must be a positive multiple of {s} for {self.name}")
+        return (self.latent_channels, (frames - 1) // self.temporal_compression + 1, height // s, width // s)
+
+    def pixel_shape(self, latent_frames: int, latent_height: int, latent_width: int) -> tuple[int, int, int, int]:
+        """(3, frames, height, width) that a latent of this size decodes to."""
+        for pname, v in (("latent_frames", latent_frames), ("latent_height", latent_height), ("latent_width", latent_width)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{pname}={v!r} must be a positive integer")
+        s = self.spatial_compression
+        return (3, self.pixel_frames(latent_frames), latent_height * s, latent_width * s)
+
+    def check_latent_frames(self, latent_frames: int, name: str = "latent frames") -> None:
+        """Latent frame counts must map back to a valid pixel count (odd counts for CogVideoX)."""
+        step = self.frame_step // self.temporal_compression
+        if latent_frames < 1 or (latent_frames - 1) % step != 0:
+            raise ValueError(
+                f"{name}={latent_frames} cannot be decoded cleanly by {self.name}: valid latent frame counts "
+                f"are 1 + {step}*k (pixel frames 1 + {self.frame_step}*k)"
+            )
+
+    def pixel_frames(self, latent_frames: int) -> int:
+        return (latent_frames - 1) * self.temporal_compression + 1
+
+    def latent_to_pixel_frames(self, start: int, stop: int) -> tuple[int, int]:
+        """Pixel frame range [a, b) produced by latent frames [start, stop) of a causal decode.
+
+        Latent frame 0 yields pixel frame 0 alone; latent frame i >= 1 yields the
+        temporal_compression frames that follow.
+        """
+        t = self.temporal_compression
+        a = 0 if start == 0 else (start - 1) * t + 1
+        b = 0 if stop == 0 else (stop - 1) * t + 1
+        return a, b
