@@ -3,12 +3,14 @@ ratios from one run, consumers and bad input. No timing assertions."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import assert_video_close
 from vaestudy import bench as B
+from vaestudy.bench import runner  # sweep calls runner.measure
 from vaestudy.clock import Clock
 
 MB = 10**6
@@ -19,7 +21,7 @@ def _alloc_200mb():
 
 
 def test_memory_method_reads_a_known_allocation_inline():
-    if B.PeakMemory("cpu").method != "vmhwm-reset" or not B.Path("/proc/self/clear_refs").exists():
+    if B.PeakMemory("cpu").method != "vmhwm-reset" or not Path("/proc/self/clear_refs").exists():
         pytest.skip("needs Linux /proc/self/clear_refs")
     peak = B.measure_peak(_alloc_200mb)
     assert abs(peak - 200 * MB) <= 8 * MB, peak
@@ -83,13 +85,13 @@ def test_sweep_resumes_and_ctrl_c_loses_nothing_written(tmp_path, tiny, monkeypa
             raise KeyboardInterrupt
         return real(cfg, **kw)
 
-    monkeypatch.setattr(B, "measure", interrupted)
+    monkeypatch.setattr(runner, "measure", interrupted)
     with pytest.raises(KeyboardInterrupt):
         B.sweep(_cfgs(), path, vae=vae, flops=False, progress=False)
     assert [r["strategy"] for r in B.ResultStore(path).load()] == ["full"]
 
     calls.clear()
-    monkeypatch.setattr(B, "measure", lambda cfg, **kw: (calls.append(cfg.strategy), real(cfg, **kw))[1])
+    monkeypatch.setattr(runner, "measure", lambda cfg, **kw: (calls.append(cfg.strategy), real(cfg, **kw))[1])
     recs = B.sweep(_cfgs(), path, vae=vae, flops=False, progress=False)
     assert calls == ["chunked"]  # full was skipped: already in the store
     assert [r["resumed"] for r in recs] == [True, False]
@@ -187,10 +189,10 @@ def test_ratio_pairs_only_the_same_shape():
 
 # ---- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, match", [
-    ({"frames": "8"}, "frames=8"), ({"frames": "x"}, "frames="), ({"sizes": "60x64"}, "height=60"),
-    ({"sizes": "64"}, "HEIGHTxWIDTH"), ({"strategies": "full,fast"}, "strategy='fast'"),
-    ({"strategies": "chunked", "chunk": 0}, "chunk=0"), ({"strategies": "tiled", "tile": 99}, "tile="),
-    ({"consumers": "print"}, "consumer='print'"), ({"repeats": 0}, "repeats=0"), ({"dtype": "float8"}, "dtype="),
+    ({"frames": [8]}, "frames=8"), ({"frames": ["x"]}, "frames="), ({"frames": "17,33"}, "frames="),
+    ({"sizes": [(60, 64)]}, "height=60"), ({"sizes": ["64x64"]}, "sizes="), ({"sizes": [(64,)]}, "sizes="),
+    ({"strategies": ["full", "fast"]}, "strategy='fast'"), ({"strategies": ["chunked"], "chunk": 0}, "chunk=0"),
+    ({"strategies": ["tiled"], "tile": 99}, "tile="), ({"consumers": ["print"]}, "consumer='print'"), ({"repeats": 0}, "repeats=0"), ({"dtype": "float8"}, "dtype="),
     ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "device="),
     ({"model": "sora"}, "model='sora'"), ({"weights": "trained"}, "weights='trained'"),
 ])
@@ -200,13 +202,13 @@ def test_build_configs_rejects_bad_input(kw, match):
 
 
 def test_cli_bad_input_errors_before_any_model_load(monkeypatch, capsys):
-    import vaestudy.models
+    import vaestudy.registry.load
     from vaestudy.cli import main
 
     def boom(*a, **k):
         raise AssertionError("model loaded before the input was validated")
 
-    monkeypatch.setattr(vaestudy.models, "load_vae", boom)
+    monkeypatch.setattr(vaestudy.registry.load, "_vae_class", boom)
     assert main(["bench", "--frames", "8", "--out", "/nonexistent/x.jsonl"]) == 2
     assert "frames=8" in capsys.readouterr().err
     assert main(["bench", "--strategies", "full,sideways"]) == 2
@@ -216,10 +218,10 @@ def test_cli_bad_input_errors_before_any_model_load(monkeypatch, capsys):
 
 
 def test_build_configs_default_consumers():
-    cfgs = B.build_configs(frames="5,9", sizes="16x16", strategies="full,chunked", weights="tiny")
+    cfgs = B.build_configs(frames=[5, 9], sizes=[(16, 16)], strategies=["full", "chunked"], weights="tiny")
     assert [(c.frames, c.strategy, c.consumer) for c in cfgs] == [
         (5, "full", "keep"), (5, "chunked", "discard"), (9, "full", "keep"), (9, "chunked", "discard")]
-    cfgs = B.build_configs(frames="5", sizes="16x16", strategies="full,chunked", consumers="keep,discard", weights="tiny")
+    cfgs = B.build_configs(frames=[5], sizes=[(16, 16)], strategies=["full", "chunked"], consumers=["keep", "discard"], weights="tiny")
     assert [(c.strategy, c.consumer) for c in cfgs] == [("full", "keep"), ("chunked", "keep"), ("chunked", "discard")]
 
 
@@ -240,7 +242,7 @@ def test_interleaved_sweep_measures_side_by_side_and_resumes(tmp_path, tiny):
 
 
 def test_exact_rss_sees_reuse_of_freed_heap_pages():
-    if not B.Path("/proc/self/clear_refs").exists():
+    if not Path("/proc/self/clear_refs").exists():
         pytest.skip("needs Linux /proc/self/clear_refs")
 
     def churn():  # 8 MB blocks: below glibc's dynamic mmap ceiling, so normally recycled from the heap

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from vaestudy import registry as models
 from vaestudy.cli import build_parser, main
+from vaestudy.registry import embedded as registry_embedded
+from vaestudy.registry import load as registry_load
 
 BAD = {
     "decode-check": [(["--overlap", "-1"], "overlap=-1"), (["--chunk", "0"], "chunk=0"),
@@ -42,8 +43,10 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"a model was loaded before the bad input was refused: {args}")
 
-    monkeypatch.setattr(models, "load_vae", refuse)
-    monkeypatch.setattr(models, "_vae_class", refuse)
+    # every weight source goes through one of these (random/tiny/pretrained build the diffusers class; embedded
+    # builds the shipped model)
+    monkeypatch.setattr(registry_load, "_vae_class", refuse)
+    monkeypatch.setattr(registry_embedded, "build_model", refuse)
 
 
 @pytest.mark.parametrize("cmd, argv, msg", CASES, ids=[f"{c} {' '.join(a)}" for c, a, _ in CASES])

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from vaestudy import bench as B
+from vaestudy.clock import Clock
 from vaestudy.devices import canonical_device, canonical_name, check_device, same_device
 from vaestudy.pipelines.overlap import ChunkHandoff
-from vaestudy.clock import Clock
 
 
 class FakeCuda:
@@ -144,9 +144,8 @@ def test_bench_still_refuses_a_model_elsewhere(tiny):
 # ---- CUDA branches, faked -----------------------------------------------------------------------------------------
 def test_fake_cuda_timer_uses_events_on_the_current_stream(monkeypatch):
     fake = FakeCuda(monkeypatch)
-    t = Clock("cuda")
+    t = Clock("cuda")  # a clock starts when it is made
     assert t.device == torch.device("cuda", 0) and t.cuda
-    t.start()
     t.mark()
     t.mark()
     assert t.read() == [0.25, 0.5]  # event times (ms) / 1000, from the first event
@@ -326,7 +325,7 @@ def test_bf16_table_states_its_error_against_fp32(capsys):
 def test_strategy_table_reference_columns(tiny):
     from conftest import latent_for
     from vaestudy.decode import decode_full
-    from vaestudy.guide.experiments import strategy_table
+    from vaestudy.guide.comparisons import strategy_table
 
     vae = tiny("wan2.1")
     z = latent_for(vae, 2, 4)

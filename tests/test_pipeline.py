@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from vaestudy import pipelines as P
-from vaestudy.pipelines import split_decode as S
+from vaestudy.pipelines import split as S
 from vaestudy.pipelines.distributed import launch_local
 
 # a halo that covers the whole latent reproduces the one-process decode up to float reordering
@@ -105,7 +105,7 @@ def test_run_overlap_rejects_bad_input(tiny):
         P.run_overlap(vae, P.GeneratorStandIn(steps=0), mode="parallel")
     with pytest.raises(ValueError, match="share"):
         P.steps_for_share(0.1, 0.01, 1.5)
-    with pytest.raises(ValueError, match="latent_frames=1 must be even"):
+    with pytest.raises(ValueError, match="latent_frames=1 is invalid for cogvideox"):
         P.run_overlap(tiny("cogvideox"), P.GeneratorStandIn(steps=0), latent_frames=1)
 
 

@@ -15,7 +15,7 @@ from vaestudy.decode import chunk_plan, decode_full
 from vaestudy.decode.common import random_latent
 from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
-from vaestudy.guide.experiments import format_table, strategy_table
+from vaestudy.guide.comparisons import format_table, strategy_table
 from vaestudy.measure.oracle import ONE_8BIT_LEVEL
 from vaestudy.measure.probe import minimal_overlap, receptive_field
 from vaestudy.pipelines.distributed import DistributedRunError, launch

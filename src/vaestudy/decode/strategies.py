@@ -1,7 +1,7 @@
 """The one strategy table: every decode strategy, its parameters with defaults and validation, and its chunks.
 
 Every caller reads :data:`STRATEGIES` — the bench (what it times), ``vaestudy decode-check`` and
-:func:`vaestudy.guide.experiments.strategy_table` (what they compare), the planner (what it searches)
+:func:`vaestudy.guide.comparisons.strategy_table` (what they compare), the planner (what it searches)
 and the notebooks. Adding a strategy is one :class:`Strategy` entry here.
 
 Parameters, all in latent units: ``chunk`` (latent frames per streamed step; default the family's

@@ -3,7 +3,7 @@ measurements, the claims table with verdicts, the checklist and the index's head
 """
 
 from vaestudy.guide.claims import SOURCES, VERDICTS, claims, critical_share_for_gain, raw_compression, verdict_counts
-from vaestudy.guide.experiments import format_table, strategy_table
+from vaestudy.guide.comparisons import format_table, strategy_table
 from vaestudy.guide.quality import (
     attention_locality,
     chunking_compare,

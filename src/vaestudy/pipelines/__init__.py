@@ -29,7 +29,7 @@ from vaestudy.pipelines.overlap import (
 )
 from vaestudy.pipelines.plots import LANE_COLORS, QUEUE_COLORS, frame_latency, gantt, halo_sweep, queue_depths
 from vaestudy.pipelines.queues import BoundedQueue, FrameRing
-from vaestudy.pipelines.split_decode import (
+from vaestudy.pipelines.split import (
     BLEND_MODES,
     SplitConfig,
     SplitPart,

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from vaestudy.pipelines.split_decode import SplitConfig, split_worker
+from vaestudy.pipelines.split import SplitConfig, split_worker
 from vaestudy.pipelines.two_device import TwoDeviceConfig, two_device_worker
 
 TASKS = ("two-device", "split", "batch")
