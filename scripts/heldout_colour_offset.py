@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vaestudy.registry.embedded import EMBEDDED, embedded_card, load_embedded
-from vaestudy.training import data
+from vaestudy import data
 from vaestudy.training.heldout import heldout_frames
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaestudy.training import data
+from vaestudy import data
 
 # ---- real clips -----------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from vaestudy.data import clip_info, load_clip, still_with_camera_path
 from vaestudy.measure import artifacts as A
 from vaestudy.measure import metrics as M
-from vaestudy.training.data import clip_info, load_clip, still_with_camera_path
 
 SEAMS = ([24.0], [24.0, 40.0])  # a known grid on a 48 x 64 crop
 BOUNDARIES = [5, 9, 13]  # chunks of 5, 4, 4, 4 pixel frames

@@ -20,7 +20,7 @@ from vaestudy.measure.oracle import ONE_8BIT_LEVEL
 from vaestudy.measure.probe import minimal_overlap, receptive_field
 from vaestudy.pipelines.distributed import DistributedRunError, launch
 from vaestudy.pipelines.overlap import format_overlap_rows, overlap_sweep
-from vaestudy.registry.families import FAMILIES, get_family
+from vaestudy.registry.families import DEFAULT_FAMILY, FAMILIES, get_family
 from vaestudy.registry.load import (
     WEIGHT_SOURCES,
     WeightsUnavailable,
@@ -29,6 +29,9 @@ from vaestudy.registry.load import (
 )
 from vaestudy.report import build_report
 
+# help texts read the registry's rules (a new family shows up here without an edit)
+FRAME_RULES = "; ".join(f"{f.name} 1 + {f.frame_step}k" for f in FAMILIES.values())
+CHUNK_DEFAULTS = ", ".join(f"{f.name} {f.default_chunk}" for f in FAMILIES.values() if f.streamable)
 
 def _device(text: str) -> str:
     """--device: any spelling (cpu, cpu:0, cuda, cuda:1) to one; whether it exists is checked when a command runs."""
@@ -42,7 +45,7 @@ def _device(text: str) -> str:
 NAMES_DEVICE_ONLY = ("plan",)
 
 
-def _model_args(p: argparse.ArgumentParser, *, model="wan2.1", weights="random") -> None:
+def _model_args(p: argparse.ArgumentParser, *, model=DEFAULT_FAMILY, weights="random") -> None:
     p.add_argument("--model", default=model, choices=list(FAMILIES), help="VAE family (the registry's name)")
     p.add_argument("--weights", default=weights, choices=list(WEIGHT_SOURCES),
                    help="pretrained: hub weights; random: full-size config, seeded init; tiny: small config; "
@@ -368,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode-check", help="every decode strategy on one latent, errors against the full decode")
     _model_args(p)
-    p.add_argument("--frames", type=int, default=17, help="pixel frames (the family's rule: 1 + 4k; 1 + 8k for CogVideoX)")
+    p.add_argument("--frames", type=int, default=17, help=f"pixel frames (the family's rule: {FRAME_RULES})")
     p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
-    p.add_argument("--chunk", type=int, default=None, help="latent frames per chunk (None: 1; 2 for CogVideoX)")
+    p.add_argument("--chunk", type=int, default=None, help=f"latent frames per chunk (default: the family's smallest, {CHUNK_DEFAULTS})")
     p.add_argument("--overlap", type=int, default=2, help="tile overlap in latent pixels")
     p.set_defaults(func=cmd_decode_check)
 
@@ -405,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels, or a comma list")
     p.add_argument("--strategies", default="full,tiled,chunked,tiled+chunked",
                    help="comma list of full, tiled, chunked, tiled+chunked, chunked-naive")
-    p.add_argument("--chunk", type=int, default=None, help="latent frames per chunk (default 1; 2 for CogVideoX)")
+    p.add_argument("--chunk", type=int, default=None, help=f"latent frames per chunk (default: the family's smallest, {CHUNK_DEFAULTS})")
     p.add_argument("--tile", type=int, default=None, help="tile size in latent px (default: a 2x2 plan)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in latent px (default 2)")
     p.add_argument("--consumer", default="auto", help="comma list of discard, keep, video (auto: streams discard, "
@@ -424,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("plan", help="fastest strategy predicted to fit a memory budget, from benchmark results")
-    p.add_argument("--model", default="wan2.1", choices=list(FAMILIES), help="VAE family to plan for")
+    p.add_argument("--model", default=DEFAULT_FAMILY, choices=list(FAMILIES), help="VAE family to plan for")
     p.add_argument("--frames", type=int, default=81, help="pixel frames of the video to decode")
     p.add_argument("--size", default="480x832", help="HEIGHTxWIDTH in pixels")
     p.add_argument("--memory-budget", default="8GiB", help="weights + decode peak, with a unit: 8GiB, 512MB, 1000B")
@@ -474,7 +477,7 @@ def _add_stream_parser(sub) -> None:
     p.add_argument("--prebuffer", type=float, default=0.0, help="two-device: playout delay (s)")
     p.add_argument("--latent", default="3x4x8", help="split: latent FRAMESxHEIGHTxWIDTH")
     p.add_argument("--halos", default="0,1,2,rf99,full", help="split: halos in latent columns, rf90/rf95/rf99, full")
-    p.add_argument("--chunk", type=int, default=0, help="split: latent frames per streamed step (0: 1; 2 for CogVideoX)")
+    p.add_argument("--chunk", type=int, default=0, help=f"split: latent frames per streamed step (0: the family's smallest, {CHUNK_DEFAULTS})")
     p.add_argument("--blend", default="crop", choices=["crop", "linear"], help="split: how halos are joined")
     p.set_defaults(func=cmd_stream)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from vaestudy.decode.strategies import BENCH_STRATEGIES, STREAMING, get_strategy, resolve
 from vaestudy.devices import check_device
-from vaestudy.registry.families import get_family
+from vaestudy.registry.families import DEFAULT_FAMILY, get_family
 from vaestudy.registry.load import WEIGHT_SOURCES
 
 CONSUMERS = ("discard", "keep", "video")
@@ -24,7 +24,7 @@ class BenchConfig:
     """One measurement. Sizes in pixels (frames, (height, width)); chunk in latent frames;
     tile and overlap in latent pixels (an int or a (height, width) pair)."""
 
-    model: str = "wan2.1"
+    model: str = DEFAULT_FAMILY
     weights: str = "random"
     frames: int = 17
     size: tuple[int, int] = (64, 64)
@@ -112,7 +112,7 @@ def _typed_list(values, name: str, kind: type, example: str) -> list:
     return list(values)
 
 
-def build_configs(*, model: str = "wan2.1", weights: str = "random", frames: list[int] = (17,),
+def build_configs(*, model: str = DEFAULT_FAMILY, weights: str = "random", frames: list[int] = (17,),
                   sizes: list[tuple[int, int]] = ((64, 64),), strategies: list[str] = ("full", "tiled", "chunked",
                   "tiled+chunked"), chunk: int | None = None, tile=None, overlap=None,
                   consumers: list[str] = ("auto",), repeats: int = 3, warmup: int = 1, device: str = "cpu",

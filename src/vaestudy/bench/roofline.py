@@ -16,7 +16,7 @@ from vaestudy.devices import check_device
 # ---------------------------------------------------------------------------------------------
 # Microbenchmark shapes per device type: matmuls (n, n) @ (n, n) and 3x3x3 Conv3d (channels, frames, height, width)
 # shaped like a video decoder's up-blocks (many channels at low resolution, fewer at high).  On CUDA: the shapes of a
-# 480x832 Wan-class decode (c384 at 1/8, c192 at 1/4, c96 at 1/2 of the frame) and matmuls large enough to saturate
+# 480x832 decode of the 8x-compressing families (c384 at 1/8, c192 at 1/4, c96 at 1/2 of the frame) and matmuls large enough to saturate
 # an H100/H200; on CPU, small enough to take a second or two.
 PEAK_SHAPES = {
     "cpu": {"matmul": (512, 1024), "conv3d": ((128, 4, 32, 32), (64, 4, 64, 64))},

@@ -2,7 +2,7 @@
 
 ==================  =====================================================================
 ``full``            the family's own ``decode()`` (the reference)
-``single-pass``     every latent frame in one decoder call (CogVideoX's GroupNorm reference)
+``single-pass``     every latent frame in one decoder call (the GroupNorm families' reference)
 ``tiled``           our tile plan + pixel-space blend, each tile through the family's decode
 ``diffusers-tiled`` diffusers' ``enable_tiling`` path, for comparison
 ``chunked``         streaming with the causal cache (``mode='naive'``/``'window'`` for the rest)

@@ -2,8 +2,8 @@
 
 Three modes, one call shape:
 
-* ``cache``  – carry the decoder's causal cache between chunks (Wan ``feat_cache``,
-  CogVideoX ``conv_cache``). Exact for Wan; for CogVideoX GroupNorm statistics span a chunk.
+* ``cache``  – carry the decoder's causal cache between chunks (``feat_cache`` or ``conv_cache``, the
+  registry's ``cache``). Exact where norms are per pixel; with GroupNorm the statistics span a chunk.
 * ``naive``  – decode every chunk as an independent clip. Each chunk gets one latent frame of
   context in front (a causal decoder turns a clip's first latent frame into a single pixel
   frame, which is dropped) so the frame count matches, but no cached features are carried.

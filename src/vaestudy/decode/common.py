@@ -12,7 +12,7 @@ import torch
 
 from vaestudy.clock import Clock
 from vaestudy.devices import same_device
-from vaestudy.registry.families import family_of
+from vaestudy.registry.families import FAMILIES, family_of
 from vaestudy.registry.family import VAEFamily
 
 
@@ -82,14 +82,13 @@ def validate_latent(vae: torch.nn.Module, z: torch.Tensor) -> VAEFamily:
 
 
 def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
-    """The decoder's mid-block attention (``WanAttentionBlock``: ``proj(attention(norm(x))) + x``), global per frame.
-
-    A ValueError for a model without one (CogVideoX's decoder mid-block is convolutions only).
-    """
+    """The decoder's mid-block attention (the registry's ``attention_block``: ``proj(attention(norm(x))) + x``),
+    global per frame. A ValueError for a model without one (some decoders' mid-blocks are convolutions only)."""
     attns = getattr(getattr(getattr(vae, "decoder", None), "mid_block", None), "attentions", None)
     if not attns or attns[0] is None:
-        raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: only AutoencoderKLWan's "
-                         "decoder has a mid-block attention")
+        having = ", ".join(f.diffusers_class for f in FAMILIES.values() if f.attention_block)
+        raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: decoders with a mid-block "
+                         f"attention: {having}")
     return attns[0]
 
 

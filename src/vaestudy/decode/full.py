@@ -1,8 +1,8 @@
 """The reference: the family's own ``decode()``, and a one-pass decoder call for comparison.
 
-What ``decode()`` really does differs per family (see ``VAEFamily.decode_notes``): Wan already
-streams one latent frame at a time with its cache, CogVideoX runs batches of 2 latent frames,
-HunyuanVideo tiles in time, LTX-Video and Mochi run one pass.
+What ``decode()`` really does differs per family (see ``VAEFamily.decode_notes``): some already stream
+one latent frame at a time with their cache, some run batches of 2 latent frames, some tile in time
+(``VAEFamily.temporal_window``), the rest run one pass.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _single_pass(vae, z):
 def decode_single_pass(vae, z: torch.Tensor) -> DecodeResult:
     """All latent frames in one decoder call through a fresh cache.
 
-    For CogVideoX this is the decode whose GroupNorm statistics span the whole video, the
-    reference its 2-frame batches are measured against.  For Wan it equals ``decode()``.
+    For a GroupNorm family this is the decode whose statistics span the whole video, the reference its
+    2-frame batches are measured against. For a per-pixel-norm family it equals ``decode()``.
     """
     family = validate_latent(vae, z)
     return collect("single-pass", timed_single(vae, _single_pass, z), exact=family.norm == "rms",

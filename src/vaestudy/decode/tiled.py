@@ -189,7 +189,7 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
 
     Traps this wrapper guards against: ``enable_tiling`` reads 0 as "keep the default"
     (``x or default``), so 0 is rejected here; tiling only starts when the video is larger
-    than the tile; CogVideoX's tiled decode never crops, so a tile/overlap pair that does not
+    than the tile; a 2-frame-batch family's tiled decode (``conv_cache``) never crops, so a tile/overlap pair that does not
     divide evenly returns a wrongly sized video without a word — ``check_size`` turns that
     into an error (set it False to see the symptom).
     """
@@ -208,7 +208,7 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
             raise ValueError(f"{name}={v} must be multiples of the spatial compression {s}")
     if any(st > t for st, t in zip(stride_px, tile_px)):
         raise ValueError(f"stride_px={stride_px} must not exceed tile_px={tile_px} (tiles would leave gaps)")
-    if family.name == "cogvideox":
+    if "tile_overlap_factor_height" in family.tiling_defaults:  # this class takes overlap factors, not strides
         kwargs = dict(tile_sample_min_height=tile_px[0], tile_sample_min_width=tile_px[1],
                       tile_overlap_factor_height=1 - stride_px[0] / tile_px[0],
                       tile_overlap_factor_width=1 - stride_px[1] / tile_px[1])

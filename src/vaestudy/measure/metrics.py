@@ -2,7 +2,7 @@
 
 Conventions.  Videos are ``(3, T, H, W)`` or ``(1, 3, T, H, W)`` tensors or arrays in the
 decoders' range [-1, 1].  Every metric judges the *displayed* video, so values are clipped to
-[-1, 1] first (a CogVideoX-class decode is not clamped by its ``decode()``).  Frame-difference
+[-1, 1] first (a decode whose family does not clamp, ``clamps_output=False`` in the registry).  Frame-difference
 and warping errors are reported in 8-bit code values (0-255), the unit of VBench's temporal
 flickering and of the frame-difference reports quoted in ``FINDINGS.md``; PSNR uses data range 2
 (as :mod:`vaestudy.measure.oracle`), SSIM comes from scikit-image.

@@ -3,8 +3,8 @@
 Each rank decodes its own columns plus a *halo* of neighbouring latent columns, streaming
 through time with the causal cache (``open_stream(vae).step``), then crops the halo away (or
 keeps it for a linear blend with the neighbour); ``all_gather`` (parts padded to equal width)
-puts the frame back together on every rank. The public multi-GPU Wan decoders do this with a
-halo of 2 latent pixels and a crop (FINDINGS.md, LightX2V); the decoder's receptive field is far
+puts the frame back together on every rank. The public multi-GPU decoders of the per-frame-cache family do this
+with a halo of 2 latent pixels and a crop (FINDINGS.md, LightX2V); the decoder's receptive field is far
 wider, and its mid-block attention sees the whole frame, so only a halo covering the whole latent
 is exact.
 """
@@ -24,7 +24,7 @@ from vaestudy.decode.tiled import blend_ramp
 from vaestudy.measure.oracle import compare
 from vaestudy.measure.probe import receptive_field
 from vaestudy.pipelines.two_device import inject_failure
-from vaestudy.registry.families import family_of, get_family
+from vaestudy.registry.families import DEFAULT_FAMILY, family_of, get_family
 from vaestudy.registry.load import load_vae
 
 BLEND_MODES = ("crop", "linear")
@@ -144,7 +144,7 @@ def rf_halos(profile: list[float], shares=(0.9, 0.95, 0.99)) -> dict[str, int]:
 class SplitConfig:
     """One run of :func:`split_worker`: latent size, halos to sweep, chunking, threads per rank."""
 
-    model: str = "wan2.1"
+    model: str = DEFAULT_FAMILY
     weights: str = "tiny"
     seed: int = 0
     latent: tuple[int, int, int] = (3, 4, 8)  # latent frames, height, width

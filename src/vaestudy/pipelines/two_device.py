@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass
 import torch
 
 from vaestudy.clock import synchronize
+from vaestudy.data import clip_info, load_clip
 from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.pipelines.overlap import POLICIES, now, scope_ceiling
 from vaestudy.pipelines.queues import BoundedQueue, FrameRing
-from vaestudy.registry.families import family_of, get_family
+from vaestudy.registry.families import DEFAULT_FAMILY, family_of, get_family
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import compression as C
-from vaestudy.training.data import clip_info, load_clip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ from vaestudy.training.data import clip_info, load_clip
 class TwoDeviceConfig:
     """One run of :func:`two_device_worker` (sizes in pixels, times in seconds)."""
 
-    model: str = "wan2.1"
+    model: str = DEFAULT_FAMILY
     weights: str = "tiny"
     seed: int = 0
     clip: str = "carphone"  # vaestudy.data clip; "random" for seeded noise frames

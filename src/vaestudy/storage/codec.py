@@ -17,6 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from vaestudy.data import clip_info, read_frames
+
 DEFAULT_PRESET = "medium"  # x264's own default preset
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 STANDARD_HEIGHTS = (144, 240, 360, 480, 720)
@@ -131,7 +133,6 @@ def measure_bpp_grid(clips: Iterable[str], crfs: Iterable[float], heights: Itera
     """
     import av
 
-    from .data import clip_info, read_frames
 
     crfs = [float(c) for c in crfs]
     heights = list(heights)

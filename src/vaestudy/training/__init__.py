@@ -1,19 +1,6 @@
 """Real clips and crops, training the embedded tiny models, and scoring them on held-out clips.
 """
 
-from vaestudy.training.data import (
-    CLIPS,
-    STILLS,
-    CropSampler,
-    camera_path_fit,
-    clip_info,
-    clip_path,
-    eval_crops,
-    load_clip,
-    load_still,
-    read_frames,
-    still_with_camera_path,
-)
 from vaestudy.training.heldout import (
     baseline_scores,
     colour_offset,
