@@ -40,7 +40,7 @@ _EXPORTS = {
     "vaestudy.decode.tiled": ("default_tile_plan",),
     "vaestudy.measure.oracle": ("compare", "psnr", "seam_concentration"),
     "vaestudy.measure.probe": ("minimal_overlap", "receptive_field"),
-    "vaestudy.guide.comparisons": ("format_table", "strategy_table"),
+    "vaestudy.guide.comparisons": ("format_strategy_table", "strategy_table"),
     "vaestudy.clock": ("Clock",),
 }
 _NAME_TO_MODULE = {name: mod for mod, names in _EXPORTS.items() for name in names}

@@ -15,7 +15,7 @@ from vaestudy.decode import chunk_plan, decode_full
 from vaestudy.decode.common import random_latent
 from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
-from vaestudy.guide.comparisons import format_table, strategy_table
+from vaestudy.guide.comparisons import format_strategy_table, strategy_table
 from vaestudy.measure.oracle import ONE_8BIT_LEVEL
 from vaestudy.measure.probe import minimal_overlap, receptive_field
 from vaestudy.pipelines.distributed import DistributedRunError, launch
@@ -77,7 +77,7 @@ def cmd_decode_check(args) -> int:
     print(f"{args.model} ({args.weights} weights) on {args.device}, {args.dtype}: latent {tuple(z.shape)} -> "
           f"{args.frames} frames at {size[0]}x{size[1]}; torch threads {torch.get_num_threads()}")
     rows = strategy_table(vae, z, chunk=args.chunk, overlap=args.overlap, reference=reference)
-    print(format_table(rows))
+    print(format_strategy_table(rows))
     print(f"(errors against the family's own decode(); total {time.perf_counter() - t0:.1f} s)")
     return 0
 

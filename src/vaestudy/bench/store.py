@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 from pathlib import Path
 
 import torch
+
+from vaestudy.tables import Col, format_table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,26 +141,19 @@ def with_ratios(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _fmt(v, spec: str, none: str = "-") -> str:
-    return none if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
 def format_summary(records: list[dict]) -> str:
     """Plain-text summary: median (min-max) wall, first frame, fps, peak MB, and ratios to ``full``."""
     rows = with_ratios(records)
-    head = (f"{'strategy':<30} {'F':>3} {'HxW':>7} {'wall s (min-max)':>20} {'x full':>6} {'1st frame s':>11} "
-            f"{'/full wall':>10} {'fps':>6} {'x full':>6} {'peak MB':>8} {'x full':>6} {'%peak':>6}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        wall = f"{r['wall_s']:.3f} ({r['wall_min_s']:.3f}-{r['wall_max_s']:.3f})"
-        lines.append(
-            f"{r['label']:<30} {r['frames']:>3} {r['size'][0]:>3}x{r['size'][1]:<3} {wall:>20} "
-            f"{_fmt(r['wall_ratio'], '.2f'):>6} {r['first_frame_s']:>11.3f} {_fmt(r['first_frame_ratio'], '.3f'):>10} "
-            f"{r['fps']:>6.2f} {_fmt(r['fps_ratio'], '.2f'):>6} "
-            f"{_fmt(r['peak_bytes'] / 2**20 if r['peak_bytes'] is not None else None, '.0f'):>8} "
-            f"{_fmt(r['peak_ratio'], '.2f'):>6} "
-            f"{'ERROR' if r['peak_error'] else _fmt(r['fraction_of_peak'] * 100 if r['fraction_of_peak'] else None, '.1f'):>6}"
-        )
+    pct = lambda r: "ERROR" if r["peak_error"] else (r["fraction_of_peak"] * 100 if r["fraction_of_peak"] else None)  # noqa: E731
+    cols = [Col("strategy", "label"), Col("F", "frames"), Col("HxW", lambda r: f"{r['size'][0]}x{r['size'][1]}"),
+            Col("wall s (min-max)", lambda r: f"{r['wall_s']:.3f} ({r['wall_min_s']:.3f}-{r['wall_max_s']:.3f})"),
+            Col("x full", "wall_ratio", ".2f"), Col("1st frame s", "first_frame_s", ".3f"),
+            Col("/full wall", "first_frame_ratio", ".3f"), Col("fps", "fps", ".2f"), Col("x full", "fps_ratio", ".2f"),
+            Col("peak MB", lambda r: r["peak_bytes"] / 2**20 if r["peak_bytes"] is not None else None, ".0f"),
+            Col("x full", "peak_ratio", ".2f"), Col("%peak", pct, "")]
+    lines = [format_table(rows, cols, digits=1)]
     errors = sorted({r["peak_error"] for r in rows if r["peak_error"]})
     lines += [f"%peak ERROR: {e}" for e in errors]
     if any(not r["ref"] for r in rows):

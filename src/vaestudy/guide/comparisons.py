@@ -10,6 +10,7 @@ from vaestudy.decode import decode_full
 from vaestudy.decode.strategies import resolve, strategies_for
 from vaestudy.measure.oracle import compare
 from vaestudy.registry.families import family_of
+from vaestudy.tables import Col, format_table
 
 
 def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: int = 2, blend: str = "linear",
@@ -61,23 +62,21 @@ def strategy_table(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: i
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def format_strategy_table(rows: list[dict]) -> str:
     """Plain-text table of :func:`strategy_table` rows; the fp32 columns appear when a reference was given.
 
     ``same comp.``: same arithmetic as the family's decode by construction; ``bit-eq``: measured, the same numbers.
     """
     with_ref = any(not math.isnan(r.get("ref_max_abs", math.nan)) for r in rows)
-    head = (f"{'strategy':<16} {'frames':>6} {'same comp.':>10} {'bit-eq':>6} {'max |err|':>10} {'PSNR dB':>8}"
-            + (f" {'vs fp32 |err|':>13} {'vs fp32 dB':>10}" if with_ref else "")
-            + f" {'time s':>7} {'1st frame s':>11}  params")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) if isinstance(r["params"], dict) else r["params"]
-        lines.append(f"{r['strategy']:<16} {r['frames']:>6} {str(r['same_computation']):>10} {str(r['bit_equal']):>6} "
-                     f"{r['max_abs']:>10.2e} {r['psnr_db']:>8.1f}"
-                     + (f" {r['ref_max_abs']:>13.2e} {r['ref_psnr_db']:>10.1f}" if with_ref else "")
-                     + f" {r['seconds']:>7.2f} {r['first_frame_s']:>11.2f}  {params}")
-    lines.append("same comp.: the family decode's arithmetic by construction (order may differ); bit-eq: measured "
-                 "identical numbers; max |err| / PSNR: against the family's decode in this dtype"
-                 + ("; vs fp32: against the fp32 full decode of the same weights and latent" if with_ref else ""))
-    return "\n".join(lines)
+    params = lambda r: (", ".join(f"{k}={v}" for k, v in r["params"].items())  # noqa: E731
+                        if isinstance(r["params"], dict) else r["params"])
+    cols = [Col("strategy"), Col("frames"), Col("same comp.", lambda r: str(r["same_computation"])),
+            Col("bit-eq", lambda r: str(r["bit_equal"])), Col("max |err|", "max_abs", ".2e"),
+            Col("PSNR dB", "psnr_db", ".1f")]
+    if with_ref:
+        cols += [Col("vs fp32 |err|", "ref_max_abs", ".2e"), Col("vs fp32 dB", "ref_psnr_db", ".1f")]
+    cols += [Col("time s", "seconds", ".2f"), Col("1st frame s", "first_frame_s", ".2f"), Col("params", params)]
+    legend = ("same comp.: the family decode's arithmetic by construction (order may differ); bit-eq: measured "
+              "identical numbers; max |err| / PSNR: against the family's decode in this dtype"
+              + ("; vs fp32: against the fp32 full decode of the same weights and latent" if with_ref else ""))
+    return format_table(rows, cols) + "\n" + legend

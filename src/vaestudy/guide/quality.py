@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from vaestudy.data import load_clip
 from vaestudy.decode import (
     TilePlan,
     decode_chunked,
@@ -29,7 +30,6 @@ from vaestudy.measure.oracle import compare, seam_concentration
 from vaestudy.plots import weights_note
 from vaestudy.registry.families import family_of
 from vaestudy.registry.load import load_vae
-from vaestudy.training.data import load_clip
 
 # ---------------------------------------------------------------------------------------------
 # models and latents
@@ -135,11 +135,12 @@ def tile_explorer(vae, z: torch.Tensor, tile: int, overlap: int, blend: str = "l
 
 
 class decoder_attention:
-    """Context manager: set the decoder's mid-block attention output projection, restore it on exit (Wan).
+    """Context manager: set the decoder's mid-block attention output projection, restore it on exit.
 
+    For families whose decoder has a mid-block attention (``VAEFamily.attention_block`` in the registry).
     ``setting`` is ``"as loaded"`` (no change), ``"identity"`` (projection zeroed: the block passes its input
     through) or ``"fresh"`` (the projection as diffusers initialises a new one, drawn from ``seed``: a global
-    attention that the rest of the decoder was not trained with).  ``WanAttentionBlock`` returns
+    attention that the rest of the decoder was not trained with).  The block returns
     ``proj(attention(norm(x))) + x``, so the projection alone decides how much the block changes.
     """
 
@@ -325,18 +326,6 @@ class _null:
         return False
 
 
-def format_rows(rows: list[dict], columns: Sequence[str], digits: int = 2) -> str:
-    """A plain-text table of selected columns (floats rounded to ``digits``)."""
-    def cell(v):
-        if isinstance(v, float):
-            return "inf" if math.isinf(v) else ("nan" if math.isnan(v) else f"{v:.{digits}f}")
-        return str(v)
-
-    table = [[cell(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(t[i].ljust(w) for i, w in enumerate(widths)) for t in table]
-    return "\n".join(lines)
 
 
 def weights_caption(model: str, weights: str) -> str:

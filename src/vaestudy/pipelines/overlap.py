@@ -18,6 +18,7 @@ from vaestudy.clock import now, synchronize, time_call
 from vaestudy.decode.common import latent_channels
 from vaestudy.decode.streams import open_stream
 from vaestudy.registry.families import family_of
+from vaestudy.tables import Col, format_table
 
 POLICIES = ("block", "drop", "drop-oldest")
 
@@ -372,16 +373,13 @@ def format_overlap_rows(rows: list[dict]) -> str:
     ``target`` is the decode share D/(G+D) asked for; ``share`` the one measured in the run (the generator's step
     count is whole, and G and D are timed again beside each other, so the two differ).
     """
-    head = (f"{'target':>6} {'share':>5} {'steps':>5} {'G ms':>7} {'D ms':>7} {'seq ms':>7} {'G+D ms':>7} {'ovl ms':>7} "
-            f"{'max ms':>7} {'gain':>6} {'bound':>6} {'G slow':>6} {'D slow':>6} {'lat seq':>7} {'lat ovl':>7}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['target_share']:>6.2f} {r['share']:>5.2f} {r['gen_steps']:>5d} {r['G_s'] * 1e3:>7.1f} {r['D_s'] * 1e3:>7.1f} "
-                     f"{r['seq_period_s'] * 1e3:>7.1f} {r['bound_seq_s'] * 1e3:>7.1f} {r['ovl_period_s'] * 1e3:>7.1f} "
-                     f"{r['bound_ovl_s'] * 1e3:>7.1f} {r['gain']:>6.1%} {r['bound_gain']:>6.1%} "
-                     f"{r['gen_slowdown']:>6.2f} {r['decode_slowdown']:>6.2f} {r['latency_seq_s'] * 1e3:>7.1f} "
-                     f"{r['latency_ovl_s'] * 1e3:>7.1f}")
-    return "\n".join(lines)
+    ms = lambda header, key: Col(header, lambda r: r[key] * 1e3, ".1f")  # noqa: E731
+    cols = [Col("target", "target_share", ".2f"), Col("share", "share", ".2f"), Col("steps", "gen_steps"),
+            ms("G ms", "G_s"), ms("D ms", "D_s"), ms("seq ms", "seq_period_s"), ms("G+D ms", "bound_seq_s"),
+            ms("ovl ms", "ovl_period_s"), ms("max ms", "bound_ovl_s"), Col("gain", "gain", ".1%"),
+            Col("bound", "bound_gain", ".1%"), Col("G slow", "gen_slowdown", ".2f"),
+            Col("D slow", "decode_slowdown", ".2f"), ms("lat seq", "latency_seq_s"), ms("lat ovl", "latency_ovl_s")]
+    return format_table(rows, cols)
 
 
 def isolated_costs(vae, gen: GeneratorStandIn, *, latent_frames: int = 1, latent_hw=(4, 4), repeats: int = 3,
