@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import FP32_EXACT, assert_video_close
+from vaestudy import data
 from vaestudy.registry.embedded import (
     EMBEDDED,
     WEIGHTS_DIR,
     embedded_card,
     load_embedded,
 )
-from vaestudy.training import data
 from vaestudy.training.heldout import heldout_scores, reconstruct
 
 FAMILIES = sorted(EMBEDDED)

@@ -5,13 +5,22 @@ import shlex
 import pytest
 import torch
 
-from vaestudy.registry.embedded import EMBEDDED, build_model, embedded_card
+from vaestudy.registry.embedded import (
+    EMBEDDED,
+    EMBEDDED_ALIASES,
+    build_model,
+    embedded_card,
+    embedded_config,
+    embedded_entry,
+    freeze_decoder_attention,
+)
+from vaestudy.registry.families import get_family
 from vaestudy.training.train_tiny import (
     _recipe,
     command_line,
+    decode_unclamped,
     forward_train,
-    freeze_decoder_attention,
-    model_config,
+    model_card_markdown,
     parse_args,
     uses_long_crops,
 )
@@ -35,10 +44,11 @@ def test_residual_variant_is_opt_in_for_wan_and_refused_for_cogvideox():
     assert _recipe(parse_args(["--family", "wan", "--residual"]))["residual"] is True
     with pytest.raises(SystemExit):
         parse_args(["--family", "cogvideox", "--residual"])
-    with pytest.raises(ValueError, match="residual=True applies to family='wan' only"):
-        model_config("cogvideox", 16, residual=True)
-    assert model_config("wan", 16, residual=True)[1]["is_residual"] is True
-    assert "is_residual" not in model_config("wan", 16)[1]
+    with pytest.raises(ValueError, match=r"residual=True applies to family='wan' only \(diffusers' is_residual "
+                                         r"blocks exist in AutoencoderKLWan only\)"):
+        embedded_config("cogvideox", 16, residual=True)
+    assert embedded_config("wan", 16, residual=True)[1]["is_residual"] is True
+    assert "is_residual" not in embedded_config("wan", 16)[1]
 
 
 def test_no_decoder_attention_is_opt_in_for_wan_and_refused_for_cogvideox(capsys):
@@ -48,12 +58,76 @@ def test_no_decoder_attention_is_opt_in_for_wan_and_refused_for_cogvideox(capsys
     assert "no_decoder_attention" not in _recipe(parse_args(["--family", "wan"]))  # older recipes still resume
     with pytest.raises(SystemExit):
         parse_args(["--family", "cogvideox", "--no-decoder-attention"])
-    assert "--no-decoder-attention applies to --family wan only" in capsys.readouterr().err
+    assert ("--no-decoder-attention applies to --family wan only (got --family cogvideox): AutoencoderKLCogVideoX's "
+            "decoder has no mid-block attention") in capsys.readouterr().err
+    cls, cfg = embedded_config("cogvideox", 8)
+    with pytest.raises(ValueError, match="AutoencoderKLCogVideoX .cogvideox. has no decoder mid-block attention"):
+        freeze_decoder_attention(build_model(cls, cfg))
+
+
+def test_family_spellings_are_the_registrys_and_unchanged():
+    """``--family`` takes exactly the spellings the shipped cards' commands record, each naming an embedded model."""
+    assert sorted(EMBEDDED_ALIASES) == ["cogvideox", "wan"]
+    assert sorted(EMBEDDED_ALIASES.values()) == sorted(EMBEDDED)
+    for alias, key in EMBEDDED_ALIASES.items():
+        assert embedded_entry(alias) is embedded_entry(key) is EMBEDDED[key]
+        assert parse_args(["--family", alias]).family == alias
+    with pytest.raises(SystemExit):
+        parse_args(["--family", "wan2.1"])  # a registry key is not a trainer spelling
+    with pytest.raises(ValueError, match="family='sd15' has no embedded model; valid: wan, cogvideox, wan2.1"):
+        embedded_config("sd15", 8)
+
+
+@pytest.mark.parametrize("family", sorted(EMBEDDED))
+def test_registry_builds_the_config_each_shipped_model_was_trained_with(family):
+    """The registry's tiny config at the card's recipe is the card's config (latent statistics are measured at ship)."""
+    card = embedded_card(family)
+    r = card["training"]["recipe"]
+    cls, cfg = embedded_config(r["family"], r["width"], residual=r.get("residual", False))
+    assert cls == card["diffusers_class"] == get_family(family).diffusers_class
+    drop = ("latents_mean", "latents_std")
+    assert {k: v for k, v in cfg.items() if k not in drop} == {k: v for k, v in card["config"].items() if k not in drop}
+    assert list(cfg) == list(card["config"])  # the same key order: the JSON card reads the same
+
+
+@pytest.mark.parametrize("family", sorted(EMBEDDED))
+def test_model_card_says_which_family_and_class_from_the_registry(family):
+    md = model_card_markdown(embedded_card(family))
+    f = get_family(family)
+    assert md.startswith(f"# {EMBEDDED[family].stem}: an {f.diffusers_class} trained in-project on CPU\n")
+    assert f"real `{f.name}` VAE" in md and f"load_embedded(\"{f.name}\")" in md
+    assert f"({f.temporal_compression}x{f.spatial_compression}x{f.spatial_compression}, {f.latent_channels} latent" in md
+
+
+@pytest.mark.parametrize("alias", sorted(EMBEDDED_ALIASES))
+def test_training_decode_is_the_familys_own_decode_without_the_clamp(alias):
+    """The family's decode() values before its clamp, and its gradients where the clamp passes them: bit-identical,
+    since the same operations run on the same shapes in the same order in one process (a change of that order, e.g.
+    the post-quant conv applied per frame as a stream does, changes the gradient sums and is caught here)."""
+    torch.manual_seed(0)
+    vae = build_model(*embedded_config(alias, 8)).train()
+    family = embedded_entry(alias).vae_family
+    z = torch.randn(1, 16, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        inside = (decode_unclamped(vae, z, family).abs() < 1).float()  # where a clamp would pass the gradient
+    grads, outs = [], []
+    for decode in (lambda: decode_unclamped(vae, z, family), lambda: vae._decode(z).sample):
+        vae.zero_grad(set_to_none=True)
+        out = decode()
+        (out * inside).square().mean().backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad for n, p in vae.named_parameters() if p.grad is not None})  # the decoder's
+    own = outs[0].clamp(-1, 1) if family.clamps_output else outs[0]
+    assert torch.equal(own, outs[1])
+    assert grads[0].keys() == grads[1].keys() and any("post_quant_conv" in n for n in grads[1]) == family.clamps_output
+    assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[1])
+    if family.clamps_output:  # and the training decode really is unclamped
+        assert 0 < float(inside.mean()) < 1 and float(outs[0].abs().max()) > 1
 
 
 def test_frozen_decoder_attention_is_the_identity_and_stays_so_through_training():
     torch.manual_seed(0)
-    cls, cfg = model_config("wan", 8, residual=True)
+    cls, cfg = embedded_config("wan", 8, residual=True)
     vae = build_model(cls, cfg).train()
     attn = vae.decoder.mid_block.attentions[0]
     h = torch.randn(1, attn.dim, 2, 3, 3)
