@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from vaestudy.training.train_tiny import init_model, model_config, train_step
+from vaestudy.registry.embedded import embedded_config
+from vaestudy.training.train_tiny import init_model, train_step
 
 
 def main(argv=None) -> None:
@@ -30,7 +31,7 @@ def main(argv=None) -> None:
     if a.steps < 1:
         p.error(f"--steps={a.steps} must be >= 1")
     torch.set_num_threads(a.threads)
-    cls, cfg = model_config("wan", a.width, residual=not a.plain)
+    cls, cfg = embedded_config("wan", a.width, residual=not a.plain)
     models = {}
     for layout in ("contiguous", "channels-last"):
         torch.manual_seed(0)

@@ -146,3 +146,16 @@ def test_seam_score_on_the_latent_grid_ignores_a_periodic_decoder_grid(clip):
     assert increasing(scores) and scores[-1] > 3 * clean, (clean, scores)
     with pytest.raises(ValueError, match="period"):
         M.seam_score(clip, *SEAMS, period=1)
+
+
+def test_seam_score_is_one_ratio_of_sums_for_the_clip_its_axes_and_its_frames():
+    """Frame 0 shows its seam 36x its neighbours' energy on little energy, frame 1 4x on much more: the clip's score
+    pools the energies (0.0136 / 0.0026 = 5.23), it is not the mean of the frames' ratios (20)."""
+    x = torch.arange(16, dtype=torch.float64)
+    frames = [slope * x + step * (x >= 8) for slope, step in ((0.01, 0.05), (0.05, 0.05))]
+    gray = torch.stack([f.expand(16, 16) for f in frames])  # (T, H, W): a ramp along x with a step at x = 8
+    video = gray[None].expand(3, -1, -1, -1)  # r = g = b, so luma is the gray value
+    s = M.seam_score(video, seams_x=[8], context=2)
+    assert s["per_frame"] == pytest.approx([36.0, 4.0], rel=1e-6)  # luma weights sum to 1 within float error
+    assert s["score"] == pytest.approx(0.0136 / 0.0026, rel=1e-6) and s["score"] == s["score_x"]
+    assert math.isnan(s["score_y"]) and s["lines"] == 1

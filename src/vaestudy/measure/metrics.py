@@ -168,9 +168,16 @@ def seam_score(video, seams_y=(), seams_x=(), context: int = 8, period: int | No
     same quantity on comparison lines, so content cancels: by default the lines within
     ``context`` px on either side; with ``period`` (the spatial compression, e.g. 8) the lines
     at the same phase of the latent-pixel grid (``seam + k * period``), because a trained
-    decoder draws faint edges on its own latent grid and tile seams sit on that grid.  ~1 when
-    the grid lines look like the comparison lines, > 1 when the tile grid shows.  Returns the
-    mean ratio (``score``), per axis, and per frame.
+    decoder draws faint edges on its own latent grid and tile seams sit on that grid.
+
+    One definition everywhere: a score is the squared difference across the seam lines summed over lines and
+    frames, over the same sum on the comparison lines (a ratio of sums, so a line or frame with little energy
+    cannot dominate). ``score`` pools every line and frame, ``score_y``/``score_x`` one axis, ``per_frame``
+    one frame. Where the comparison lines carry no energy at all the score is inf (energy on the seams) or 1.
+
+    What a value means: 1 when the grid lines carry as much energy as the comparison lines. A clip's own content
+    moves it either way (an untiled decode of real footage can read below 1), so judge a tiled decode against
+    the untiled decode of the same clip — their ratio — rather than against 1.
     """
     if context < 1:
         raise ValueError(f"context={context} must be >= 1 pixel")
@@ -178,9 +185,10 @@ def seam_score(video, seams_y=(), seams_x=(), context: int = 8, period: int | No
         raise ValueError(f"period={period!r} must be an integer >= 2 pixels (or None for neighbouring lines)")
     y = luma(as_frames(video))  # (T, H, W)
     t, h, w = y.shape
-    ratios, per_axis = [], {"y": [], "x": []}
     diffs = {"y": np.diff(y, axis=1) ** 2, "x": np.diff(y, axis=2) ** 2}  # (T, H-1, W), (T, H, W-1)
-    frame_num, frame_den = np.zeros(t), np.zeros(t)
+    num = {"y": np.zeros(t), "x": np.zeros(t)}  # per axis and frame: energy summed over the seam lines
+    den = {"y": np.zeros(t), "x": np.zeros(t)}  # ... and over their comparison lines (means per line)
+    lines_used = 0
     for axis, seams, n in (("y", seams_y, h), ("x", seams_x, w)):
         d = diffs[axis]
         lines = _line_indices(seams, n)
@@ -191,24 +199,26 @@ def seam_score(video, seams_y=(), seams_x=(), context: int = 8, period: int | No
                 nb = [k for k in range(j % period, n - 1, period) if k not in lines]
             if not nb:
                 continue
-            on = d[:, j].mean(axis=-1) if axis == "y" else d[:, :, j].mean(axis=-1)  # (T,)
-            off = (d[:, nb].mean(axis=(1, 2)) if axis == "y" else d[:, :, nb].mean(axis=(1, 2)))
-            r = float(on.mean() / off.mean()) if off.mean() > 0 else (math.inf if on.mean() > 0 else 1.0)
-            ratios.append(r)
-            per_axis[axis].append(r)
-            frame_num += on
-            frame_den += off
-    if not ratios:
+            num[axis] += d[:, j].mean(axis=-1) if axis == "y" else d[:, :, j].mean(axis=-1)  # (T,)
+            den[axis] += d[:, nb].mean(axis=(1, 2)) if axis == "y" else d[:, :, nb].mean(axis=(1, 2))
+            lines_used += 1
+    if not lines_used:
         return {"score": math.nan, "score_y": math.nan, "score_x": math.nan, "per_frame": [math.nan] * t, "lines": 0}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pf = np.where(frame_den > 0, frame_num / frame_den, np.nan)
+    axes = [a for a, s in (("y", seams_y), ("x", seams_x)) if len(s)]
     return {
-        "score": float(np.mean(ratios)),
-        "score_y": float(np.mean(per_axis["y"])) if per_axis["y"] else math.nan,
-        "score_x": float(np.mean(per_axis["x"])) if per_axis["x"] else math.nan,
-        "per_frame": [float(v) for v in pf],
-        "lines": len(ratios),
+        "score": _energy_ratio(sum(num[a].sum() for a in axes), sum(den[a].sum() for a in axes)),
+        "score_y": _energy_ratio(num["y"].sum(), den["y"].sum()) if "y" in axes else math.nan,
+        "score_x": _energy_ratio(num["x"].sum(), den["x"].sum()) if "x" in axes else math.nan,
+        "per_frame": [_energy_ratio(num["y"][k] + num["x"][k], den["y"][k] + den["x"][k]) for k in range(t)],
+        "lines": lines_used,
     }
+
+
+def _energy_ratio(on: float, off: float) -> float:
+    """Seam-line energy over comparison-line energy: inf when only the seams carry energy, 1 when neither does."""
+    if off > 0:
+        return float(on / off)
+    return math.inf if on > 0 else 1.0
 
 
 # ---------------------------------------------------------------------------------------------

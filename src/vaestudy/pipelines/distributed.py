@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
+import torch.distributed as dist
+
 from vaestudy.pipelines.split import SplitConfig, split_worker
 from vaestudy.pipelines.two_device import TwoDeviceConfig, two_device_worker
 
@@ -43,7 +45,6 @@ def init(timeout_s: float = 60.0, backend: str | None = None):
     """Initialise the default process group from torchrun's environment with a timeout on every
     collective; returns (rank, world size, backend)."""
     import torch
-    import torch.distributed as dist
 
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= int(os.environ.get("WORLD_SIZE", 1)) else "gloo"
@@ -85,7 +86,6 @@ def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
 
 def worker_main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of each rank under torchrun: TASK CONFIG_JSON OUT_JSON [TIMEOUT_S]."""
-    import torch.distributed as dist
 
     argv = sys.argv[1:] if argv is None else argv
     task, cfg_path, out_path = argv[:3]
@@ -195,7 +195,6 @@ def _launch_in(tmp: Path, task: str, cfg: dict, *, nproc: int, timeout_s: float,
 
 def _run_and_write(task: str, cfg: dict, timeout_s: float, out_path, rank: int, world: int, backend: str) -> None:
     """Run a task on every rank; rank 0 writes the result (tagged with backend and world size) as JSON."""
-    import torch.distributed as dist
 
     rec = run_task(task, cfg, timeout_s)
     if rank == 0:
@@ -207,7 +206,6 @@ def _run_and_write(task: str, cfg: dict, timeout_s: float, out_path, rank: int, 
 def _local_entry(rank: int, world: int, port: int, task: str, cfg: dict, out_path: str, timeout_s: float) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    import torch.distributed as dist
 
     rank, world, backend = init(timeout_s)
     try:

@@ -68,6 +68,27 @@ class BoundedQueue:
             self._cv.notify_all()
         return v
 
+    def get_nowait(self):
+        """The oldest item, or None when the queue is empty (never waits)."""
+        with self._cv:
+            if not self._items:
+                return None
+            v = self._items.popleft()
+            self._record()
+            self._cv.notify_all()
+        return v
+
+    def put_marker(self, item, timeout: float | None = None, *, wait_for_room: bool = True) -> None:
+        """Queue ``item`` whatever the policy (an end marker must never be dropped). It waits for room (TimeoutError
+        after ``timeout`` s); with ``wait_for_room=False`` — an error path that must not block — it goes over
+        capacity instead. Consumers waiting in ``get`` are woken either way."""
+        with self._cv:
+            if wait_for_room and not self._cv.wait_for(lambda: len(self._items) < self.capacity, timeout):
+                raise TimeoutError(f"{self.name}: no room for the end marker in {timeout} s")
+            self._items.append(item)
+            self._record()
+            self._cv.notify_all()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -89,10 +110,4 @@ class FrameRing:
 
     def pop(self):
         """A frame if one is ready, else None (an underrun when the consumer needed one)."""
-        with self.q._cv:
-            if not self.q._items:
-                return None
-            v = self.q._items.popleft()
-            self.q._record()
-            self.q._cv.notify_all()
-            return v
+        return self.q.get_nowait()

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from vaestudy.decode.common import latent_channels
@@ -103,7 +104,6 @@ def split_decode(vae, z: torch.Tensor, halo: int, *, chunk: int = 1, blend: str 
 
     Must be called by every rank of the group with the same latent.
     """
-    import torch.distributed as dist
 
     family = family_of(vae)
     rank, world = dist.get_rank(group), dist.get_world_size(group)
@@ -172,7 +172,6 @@ class SplitConfig:
 def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
     """Sweep halos with the latent split over the group's ranks; rank 0 also decodes the whole latent
     alone (the reference and the one-process time) and returns the record; other ranks return None."""
-    import torch.distributed as dist
 
 
     cfg.validate()

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.distributed as dist
 
 from vaestudy.clock import synchronize
 from vaestudy.data import clip_info, load_clip
@@ -67,7 +68,6 @@ class TwoDeviceConfig:
 
 def inject_failure(fail_rank: int, mode: str, timeout_s: float) -> None:
     """Test hook: on rank ``fail_rank`` raise, or hang for three timeouts (then raise)."""
-    import torch.distributed as dist
 
     rank = dist.get_rank()
     if fail_rank != rank:
@@ -102,7 +102,6 @@ _STOP = -1
 def two_device_worker(cfg: TwoDeviceConfig, *, timeout_s: float = 60.0) -> dict | None:
     """Rank 0 captures/encodes/sends, rank 1 receives/decodes/plays out; returns the merged record on
     rank 0 (None on rank 1). Needs an initialised 2-rank process group (see vaestudy.distributed)."""
-    import torch.distributed as dist
 
 
     cfg.validate()
@@ -132,13 +131,11 @@ def two_device_worker(cfg: TwoDeviceConfig, *, timeout_s: float = 60.0) -> dict 
 
 def _comm_device(dev: torch.device) -> torch.device:
     """Where point-to-point tensors must live: the GPU for NCCL, the CPU for gloo."""
-    import torch.distributed as dist
 
     return dev if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict:
-    import torch.distributed as dist
 
     comm = _comm_device(dev)
 
@@ -215,16 +212,10 @@ def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict
 
 def _force_stop(q: BoundedQueue, timeout_s: float | None = None) -> None:
     """Queue the end marker, waiting for room even under a drop policy (it must never be dropped)."""
-    with q._cv:
-        if not q._cv.wait_for(lambda: len(q._items) < q.capacity, timeout_s):
-            raise TimeoutError(f"{q.name}: no room for the end marker in {timeout_s} s")
-        q._items.append((_STOP, None))
-        q._record()
-        q._cv.notify_all()
+    q.put_marker((_STOP, None), timeout_s)
 
 
 def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict:
-    import torch.distributed as dist
 
     comm = _comm_device(dev)
 
@@ -257,7 +248,7 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
                 rq.put((z, stamps.cpu().tolist()), key=w, timeout=timeout_s)
         except BaseException as exc:
             errors.append(exc)
-            rq._items.append((_STOP, None))
+            rq.put_marker((_STOP, None), wait_for_room=False)  # wake the decoder: it must not wait forever
 
     def consumer():  # the display: one frame every 1/fps once playback has started
         first_frame.wait()

@@ -1,5 +1,8 @@
 """Train the tiny embedded VAEs on CPU: ``python -m vaestudy.training.train_tiny --family NAME``.
 
+Longer than 500 lines for a reason: one resumable training run is one unit — its options, loop, checkpoints and
+the model card it ships share the recipe and the command line; split, each part would import the others.
+
 A small model of the diffusers class of each family in ``registry.embedded.EMBEDDED`` (``--family`` takes the
 spellings of ``EMBEDDED_ALIASES``; the registry builds the model and says which options its class takes), trained
 on seeded random crops of bigbuckbunny and carphone
@@ -636,13 +639,6 @@ During training (EMA weights, fp32; periodic rows on crops 0, 2, 4, 6 only, the 
 {evals}
 """
 
-
-# names training/__init__.py and scripts/bench_train_step.py still import from here; the rules now live in
-# vaestudy.registry.embedded (drop these once those imports read the registry)
-FAMILIES = EMBEDDED_ALIASES
-FAMILY_LABELS = {alias: embedded_entry(alias).label for alias in EMBEDDED_ALIASES}
-WAN_ONLY_OPTIONS = {o: option_refusal(a, o) for o in MODEL_OPTIONS for a in EMBEDDED_ALIASES if option_refusal(a, o)}
-model_config = embedded_config
 
 
 def main(argv=None) -> None:
