@@ -251,3 +251,19 @@ def test_overlap_table_shows_the_share_asked_for_beside_the_one_measured():
            "gen_slowdown": 1.1, "decode_slowdown": 1.2, "latency_seq_s": 0.5, "latency_ovl_s": 0.6}
     head, _, line = P.format_overlap_rows([row]).splitlines()
     assert head.split()[:2] == ["target", "share"] and line.split()[:2] == ["0.50", "0.40"]
+
+
+def test_torchrun_failures_name_the_rank_that_caused_them():
+    """Peers of a failed rank fail next (timeouts, resets): the report names the cause, and a hung rank by silence."""
+    from vaestudy.pipelines.distributed import _rank_error_lines, blame
+
+    log = ("[vaestudy rank 1] two-device failed:\nTraceback (most recent call last):\n  File x\n"
+           "RuntimeError: injected failure on rank 1\n"
+           "[vaestudy rank 0] two-device failed:\nTraceback (most recent call last):\n"
+           "TimeoutError: send queue: no room for 3 s (timed out)\n")
+    errors = _rank_error_lines(log)
+    assert errors == {1: "RuntimeError: injected failure on rank 1", 0: "TimeoutError: send queue: no room for 3 s (timed out)"}
+    assert blame(errors, 2, 3) == "rank 1"  # not "rank 0, 1": rank 0 only timed out waiting for rank 1
+    hung = {0: errors[0]}  # rank 1 hung: it printed nothing, rank 0 timed out
+    assert blame(hung, 2, 3).startswith("rank 1 (stopped answering") and "rank 0 timed out waiting" in blame(hung, 2, 3)
+    assert blame({}, 2, 3) == "a rank"

@@ -180,9 +180,7 @@ def _launch_in(tmp: Path, task: str, cfg: dict, *, nproc: int, timeout_s: float,
                                   f"Last output:\n{_tail(log)}") from None
     (tmp / "log.txt").write_text(log)
     if proc.returncode != 0 or not out_path.exists():
-        failed = sorted({int(line.split("rank ")[1].split("]")[0]) for line in log.splitlines()
-                         if line.startswith("[vaestudy rank ")})
-        who = f"rank {', '.join(map(str, failed))}" if failed else "a rank"
+        who = blame(_rank_error_lines(log), nproc, timeout_s)
         where = f"\nfull log: {tmp / 'log.txt'}" if keep else f"\nlast output:\n{_tail(log, 15)}"
         raise DistributedRunError(f"{task} failed on {who} (torchrun exit code {proc.returncode}): "
                                   f"{_rank_errors(log) or _tail(log)}{where}")
@@ -273,16 +271,38 @@ def _is_timeout(text: str) -> bool:
     return bool(lines) and "timed out" in lines[-1].lower()
 
 
-def _rank_errors(log: str) -> str:
-    """The exception line of each failed rank's traceback (what the worker printed after its marker)."""
-    out, rank = [], None
+def _rank_error_lines(log: str) -> dict[int, str]:
+    """{rank: the exception line of its traceback} for every rank that printed a failure marker in ``log``."""
+    out, rank = {}, None
     for line in (log or "").splitlines():
         if line.startswith("[vaestudy rank "):
-            rank = line.split("]")[0] + "]"
-        elif rank and line and not line.startswith((" ", "Traceback", "During handling", "The above")):
-            out.append(f"{rank} {line}")
+            rank = int(line.split("rank ")[1].split("]")[0])
+        elif rank is not None and line and not line.startswith((" ", "Traceback", "During handling", "The above")):
+            out[rank] = line
             rank = None
-    return "\n".join(out)
+    return out
+
+
+def _rank_errors(log: str) -> str:
+    """The exception line of each failed rank's traceback (what the worker printed after its marker)."""
+    return "\n".join(f"[vaestudy rank {r}] {e}" for r, e in sorted(_rank_error_lines(log).items()))
+
+
+def blame(errors: dict[int, str], nproc: int, timeout_s: float) -> str:
+    """Which rank(s) caused a failed run, from each failed rank's exception line.
+
+    A rank whose error is not a timeout failed on its own: it is the cause. When every error is a timeout, the
+    ranks that neither failed nor finished stopped answering: they are named, and the ranks that waited for them.
+    """
+    timed_out = sorted(r for r, e in errors.items() if _is_timeout(e))
+    own = sorted(set(errors) - set(timed_out))
+    if own:
+        return f"rank {', '.join(map(str, own))}"
+    silent = sorted(set(range(nproc)) - set(errors))
+    if silent and timed_out:
+        return (f"rank {', '.join(map(str, silent))} (stopped answering: no error and no result within "
+                f"timeout_s={timeout_s} s; rank {', '.join(map(str, timed_out))} timed out waiting)")
+    return f"rank {', '.join(map(str, timed_out))}" if timed_out else "a rank"
 
 
 def _tail(text: str, lines: int = 25) -> str:
