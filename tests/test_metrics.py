@@ -159,3 +159,22 @@ def test_seam_score_is_one_ratio_of_sums_for_the_clip_its_axes_and_its_frames():
     assert s["per_frame"] == pytest.approx([36.0, 4.0], rel=1e-6)  # luma weights sum to 1 within float error
     assert s["score"] == pytest.approx(0.0136 / 0.0026, rel=1e-6) and s["score"] == s["score_x"]
     assert math.isnan(s["score_y"]) and s["lines"] == 1
+
+
+def test_every_result_field_has_a_unit():
+    """The measure layer's one unit convention covers every field its measurements return."""
+    from vaestudy.measure import oracle
+    from vaestudy.measure.units import FIELD_UNITS, unit
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(1, 3, 5, 16, 16, generator=g) * 2 - 1
+    test = (ref + 0.02 * torch.randn(ref.shape, generator=g)).clamp(-1, 1)
+    fields = set(oracle.compare(ref, test, seams_x=[8]))
+    fields |= {k for b in oracle.error_by_seam_distance(ref, test, seams_x=[8]) for k in b}
+    fields |= set(M.seam_band_psnr(ref, test, seams_x=[8])) | set(M.seam_score(test, seams_x=[8]))
+    fields |= set(M.boundary_spike_ratio(M.frame_differences(test), [2]))
+    fields |= set(M.flicker_report(test, [2], 25.0, warp=True))
+    missing = sorted(f for f in fields if f not in FIELD_UNITS)
+    assert not missing, missing
+    with pytest.raises(ValueError, match="field='speed'"):
+        unit("speed")

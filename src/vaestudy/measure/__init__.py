@@ -1,11 +1,12 @@
 """Judging arrays: the exactness oracle (the one PSNR), seam and flicker metrics, injected artefacts of
-known size, and the receptive-field probe. Only the probe needs a model.
+known size, and the receptive-field probe. Only the probe needs a model. Units: one convention, stated in
+:mod:`vaestudy.measure.units` (decoded units in, errors in decoded units, frame-to-frame change in 8-bit levels),
+with the unit of every result field.
 """
 
 from vaestudy.measure.artifacts import INJECTIONS, inject_flicker, inject_seam
 from vaestudy.measure.metrics import (
     FLOW_METHODS,
-    LEVELS_PER_UNIT,
     adjacent_ssim,
     as_frames,
     boundary_spike_ratio,
@@ -36,3 +37,18 @@ from vaestudy.measure.oracle import (
     seam_distance_map,
 )
 from vaestudy.measure.probe import minimal_overlap, receptive_field
+from vaestudy.measure.units import (
+    COUNT,
+    DB,
+    DECODED,
+    FIELD_UNITS,
+    FLAG,
+    LEVELS,
+    LEVELS_PER_UNIT,
+    PIXELS,
+    RATIO,
+    SCORE01,
+    SHARE,
+    SSIM,
+    unit,
+)

@@ -28,9 +28,6 @@ from vaestudy.measure.oracle import (
     seam_distance_map,
 )
 
-LEVELS_PER_UNIT = 255.0 / DATA_RANGE  # 8-bit code values per decoded unit
-
-
 # ---------------------------------------------------------------------------------------------
 # input handling
 # ---------------------------------------------------------------------------------------------
