@@ -1,20 +1,109 @@
-"""The study guide's helpers: verdicts, compression arithmetic, stage profile, the ready-to-run experiments."""
+"""The study guide's helpers: the claims table, verdicts, compression arithmetic, stage profile, the ready-to-run
+experiments."""
+
+import ast
+import importlib
+import re
+from importlib import resources
+from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from vaestudy import guide as G
+from vaestudy.cli import build_parser
+from vaestudy.guide import sources, study, summary
+from vaestudy.registry import FAMILIES, ROLES, exemplar
 from vaestudy.registry.load import load_vae
+
+claims_module = importlib.import_module("vaestudy.guide.claims")  # the package's `claims` is the function
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"  # the source notes, beside the checkout when present
+
+
+def _table() -> dict:
+    return tomllib.loads(resources.files("vaestudy.guide").joinpath(sources.CLAIMS_TABLE_FILE).read_text("utf-8"))
+
+
+def test_claims_table_parses_and_every_row_cites_a_source_file_and_a_registry_family():
+    table = _table()
+    files = {code: v["file"] for code, v in table["sources"].items()}
+    assert {c for c in files if c != "anchors"} == {"000", "001", "002", "003", "004"}
+    for code, name in files.items():  # each code is the prefix of its seed note's file name
+        assert (code, name) == ("anchors", "FINDINGS.md") or re.fullmatch(rf"{code}_[0-9a-f]{{16}}\.txt", name), name
+        if SEEDS.is_dir() and code != "anchors":
+            assert (SEEDS / name).is_file(), name
+    rows = table["claim"]
+    assert len({r["key"] for r in rows}) == len(rows)  # keys are unique
+    for r in rows:
+        assert r["source"] in files, r
+        assert r.get("family") is None or r["family"] in FAMILIES, r
+    # the rows that concern a family are the ones a family is quoted for: the source figures that name one
+    assert {r["family"] for r in rows if "family" in r} >= {"wan2.1", "cogvideox", "ltx-video"}
+    assert list(sources.SOURCE_CLAIMS) == [r["key"] for r in rows]  # the loader keeps the table's order
+
+
+# how the source notes write a family's name, for the check below (tests may name families)
+_QUOTED = {r"\bWan\b": "wan2.1", r"CogVideoX": "cogvideox", r"LTX": "ltx-video", r"Hunyuan": "hunyuanvideo",
+           r"Mochi": "mochi"}
+
+
+def test_a_claim_that_names_a_family_says_which_registry_family_it_concerns():
+    for c in sources.SOURCE_CLAIMS.values():
+        for pattern, family in _QUOTED.items():
+            if re.search(pattern, c.claim):
+                assert c.family == family, (c.key, c.claim)
+
+
+def test_claims_computes_every_row_of_the_table_once_in_its_order():
+    tree = ast.parse(Path(claims_module.__file__).read_text())
+    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_claim"
+                    and n.args and isinstance(n.args[0], ast.Constant)), key=lambda n: (n.lineno, n.col_offset))
+    keys = [n.args[0].value for n in calls]  # in source order
+    # one call per key, except the timing row, which has a second wording when FAST=False measures 3 repeats
+    assert list(dict.fromkeys(keys)) == list(sources.SOURCE_CLAIMS)
+    assert [k for k in keys if keys.count(k) > 1] == ["tiled-slower", "tiled-slower"]
+
+
+@pytest.mark.parametrize("change, match", [
+    ('source = "000"', "source='999' is not in"),
+    ('family = "wan2.1"', "family='nosuch' is not a registry family"),
+])
+def test_a_bad_claims_row_is_refused(change, match):
+    text = resources.files("vaestudy.guide").joinpath(sources.CLAIMS_TABLE_FILE).read_text("utf-8")
+    bad = text.replace(change, change.replace('"000"', '"999"').replace('"wan2.1"', '"nosuch"'), 1)
+    with pytest.raises(ValueError, match=match):
+        sources.read_claims_table(bad)
+
+
+def test_a_repeated_or_unknown_claim_key_is_refused():
+    text = resources.files("vaestudy.guide").joinpath(sources.CLAIMS_TABLE_FILE).read_text("utf-8")
+    with pytest.raises(ValueError, match="appears twice"):
+        sources.read_claims_table(text + '\n[[claim]]\nkey = "cached-stream"\nsource = "000"\nclaim = "again"\n')
+    with pytest.raises(ValueError, match="key='nosuch' is not in claims.toml"):
+        sources.source_claim("nosuch")
+
+
+def test_the_study_picks_its_families_by_role_from_the_registry():
+    assert study.COST_FAMILIES == (study.STREAMING_FAMILY, study.GROUPNORM_FAMILY, exemplar("temporal windows").name)
+    assert FAMILIES[study.STREAMING_FAMILY].streams_exactly
+    g = FAMILIES[study.GROUPNORM_FAMILY]
+    assert g.streamable and g.norm == "group" and not g.streams_exactly
+    for role, fits in ROLES.items():  # the exemplar is the first family in registry order that fits its role
+        assert exemplar(role) == next(f for f in FAMILIES.values() if fits(f))
+    with pytest.raises(ValueError, match="role='fastest'"):
+        exemplar("fastest")
 
 
 def test_verdicts_are_checked():
-    assert G._row("000", "c", "m", "agrees")["verdict"] == "agrees"
+    assert claims_module._row("000", "c", "m", "agrees")["verdict"] == "agrees"
     with pytest.raises(ValueError, match="verdict='maybe'"):
-        G._row("000", "c", "m", "maybe")
+        claims_module._row("000", "c", "m", "maybe")
 
 
 def test_verdict_counts_cover_every_row():
-    rows = [G._row("000", "a", "", "agrees"), G._row("002", "b", "", "disagrees"), G._row("004", "c", "", "agrees")]
+    row = claims_module._row
+    rows = [row("000", "a", "", "agrees"), row("002", "b", "", "disagrees"), row("004", "c", "", "agrees")]
     assert G.verdict_counts(rows) == {"agrees": 2, "disagrees": 1, "cannot test here": 0}
 
 
@@ -48,14 +137,14 @@ def test_stage_profile_accounts_for_the_whole_decode():
 
 
 def test_experiments_parse_with_the_real_cli():
-    rows = G.experiments()
+    rows = G.experiments(parser=build_parser())
     assert len(rows) == len(G.EXPERIMENTS) and all(r["command"].startswith("vaestudy ") for r in rows)
 
 
 def test_a_broken_experiment_is_reported(monkeypatch):
-    monkeypatch.setattr(G, "EXPERIMENTS", [("bad", "vaestudy bench --model nosuch", "")])
+    monkeypatch.setattr(summary, "EXPERIMENTS", [("bad", "vaestudy bench --model nosuch", "")])
     with pytest.raises(ValueError, match="does not parse"):
-        G.experiments()
+        G.experiments(parser=build_parser())
 
 
 def test_slow_conv3d_demo_shape():

@@ -2,15 +2,14 @@
 measurements, the claims table with verdicts, the checklist and the index's headlines.
 """
 
-from vaestudy.guide.claims import SOURCES, VERDICTS, claims, critical_share_for_gain, raw_compression, verdict_counts
-from vaestudy.guide.comparisons import format_table, strategy_table
+from vaestudy.guide.claims import VERDICTS, claims, critical_share_for_gain, raw_compression, verdict_counts
+from vaestudy.guide.comparisons import format_strategy_table, strategy_table
 from vaestudy.guide.quality import (
     attention_locality,
     chunking_compare,
     clip_latent,
     decoder_attention,
     encode_video,
-    format_rows,
     groupnorm_effect,
     load_model,
     streaming_timeline,
@@ -19,8 +18,19 @@ from vaestudy.guide.quality import (
     tiling_sweep,
     weights_caption,
 )
+from vaestudy.guide.sources import (
+    CLAIMS_TABLE_FILE,
+    SOURCE_CLAIMS,
+    SOURCE_FILES,
+    SOURCES,
+    SourceClaim,
+    read_claims_table,
+    source_claim,
+)
 from vaestudy.guide.study import (
     COST_FAMILIES,
+    GROUPNORM_FAMILY,
+    STREAMING_FAMILY,
     Study,
     chunked_flops_per_px,
     family_strategies,

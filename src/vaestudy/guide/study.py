@@ -10,6 +10,7 @@ from functools import cached_property
 import torch
 
 from vaestudy import bench as B
+from vaestudy import data
 from vaestudy import pipelines as P
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.common import clear_vae_cache, random_latent
@@ -20,15 +21,18 @@ from vaestudy.guide.quality import (
     groupnorm_effect,
     load_model,
 )
+from vaestudy.guide.sources import source_claim
 from vaestudy.measure import metrics as M
 from vaestudy.measure.probe import minimal_overlap, receptive_field
-from vaestudy.registry.families import get_family
+from vaestudy.registry.families import exemplar, family_of, get_family
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import codec
 from vaestudy.storage.latent_compression import compare_methods
-from vaestudy.training import data
 
-COST_FAMILIES = ("wan2.1", "cogvideox", "hunyuanvideo")
+# The families the study measures, each chosen by the registry for what it does (never by name):
+STREAMING_FAMILY = exemplar("exact stream").name  # chunks carrying its cache are its full decode: the concepts' model
+GROUPNORM_FAMILY = exemplar("groupnorm stream").name  # carries a cache, but GroupNorm makes its chunks differ
+COST_FAMILIES = (STREAMING_FAMILY, GROUPNORM_FAMILY, exemplar("temporal windows").name)  # + own temporal windows
 
 
 @dataclass
@@ -93,23 +97,26 @@ class Study:
         return vae, used
 
     @cached_property
-    def wan(self):
-        return self.quality_model("wan2.1")
+    def streaming_model(self):
+        """``(vae, weights used)`` of :data:`STREAMING_FAMILY`, the family whose cached stream is exact."""
+        return self.quality_model(STREAMING_FAMILY)
 
     @cached_property
-    def cog(self):
-        return self.quality_model("cogvideox")
+    def groupnorm_model(self):
+        """``(vae, weights used)`` of :data:`GROUPNORM_FAMILY`, the cached family whose GroupNorm spans a chunk."""
+        return self.quality_model(GROUPNORM_FAMILY)
 
     @cached_property
     def clip(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A held-out real clip (bikes, never seen in training) and its latent from the Wan-class encoder."""
+        """A held-out real clip (bikes, never seen in training) and its latent from the streaming model's encoder."""
 
-        return clip_latent(self.wan[0], "bikes", self.clip_frames, self.clip_size, scale=0.5)
+        return clip_latent(self.streaming_model[0], "bikes", self.clip_frames, self.clip_size, scale=0.5)
 
     @cached_property
-    def cog_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def groupnorm_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same clip and its latent from the GroupNorm model's encoder."""
 
-        return clip_latent(self.cog[0], "bikes", self.clip_frames, self.clip_size, scale=0.5)
+        return clip_latent(self.groupnorm_model[0], "bikes", self.clip_frames, self.clip_size, scale=0.5)
 
     # ----------------------------------------------------------------------------------- 1. mental model
     @cached_property
@@ -128,11 +135,11 @@ class Study:
                 recs = strategy_costs(fam, self.cost_frames, self.cost_size, weights=self.cost_weights,
                                       device=self.device, repeats=self.repeats, seed=self.seed, vae=vae)
                 z = _latent(vae, self.cost_frames, self.cost_size, self.seed)
-                # FLOPs per stage cost one more decode: every family at study sizes, Wan alone at CI sizes
-                out[fam] = {"records": recs, "stages": stage_profile(vae, z, flops=not self.fast or fam == "wan2.1",
+                # FLOPs per stage cost one more decode: every family at study sizes, the streaming one alone at CI sizes
+                out[fam] = {"records": recs, "stages": stage_profile(vae, z, flops=not self.fast or fam == STREAMING_FAMILY,
                                                                      peak_flops=self.machine_peak["peak_flops"]),
                             "parameters": sum(p.numel() for p in vae.parameters())}
-                if fam == "wan2.1":
+                if fam == STREAMING_FAMILY:
                     out[fam]["flops_per_px"] = chunked_flops_per_px(vae, z, self.cost_frames, self.cost_size,
                                                                     weights=self.cost_weights, device=self.device)
                     out[fam]["memory_sweep"] = memory_sweep(vae, self.sweep_frames, self.cost_size,
@@ -155,13 +162,13 @@ class Study:
     @property
     def memory_sweep(self) -> list[dict]:
         """Peak memory of the full decode (output kept) vs the stream (frames handed on) as the video grows."""
-        return self.family_costs["wan2.1"]["memory_sweep"]
+        return self.family_costs[STREAMING_FAMILY]["memory_sweep"]
 
     # ----------------------------------------------------------------------------------- 2. key concepts
     @cached_property
     def cache_demo(self) -> dict:
         """Per-frame max |error| against the full decode: streamed with the cache vs naive chunks."""
-        vae, used = self.wan
+        vae, used = self.streaming_model
         z = self.clip[1]
         full = decode_full(vae, z)
         cached = decode_chunked(vae, z, 1, mode="cache")
@@ -175,9 +182,9 @@ class Study:
 
     @cached_property
     def receptive(self) -> dict:
-        """Receptive field of the trained Wan-class decoder and the overlap sweep of 2 x 2 tiles."""
+        """Receptive field of the trained streaming decoder and the overlap sweep of 2 x 2 tiles."""
 
-        vae, used = self.wan
+        vae, used = self.streaming_model
         lat = (3, 12, 12) if self.fast else (3, 24, 24)
         rf = receptive_field(vae, lat, seed=self.seed)
         z = self.clip[1]
@@ -187,10 +194,10 @@ class Study:
 
     @cached_property
     def norms(self) -> list[dict]:
-        """Tiles and chunks against one pass: RMSNorm (Wan) vs GroupNorm (CogVideoX, also per-frame)."""
+        """Tiles and chunks against one pass: the streaming family's RMSNorm vs the GroupNorm family's (also per-frame)."""
 
-        rows = groupnorm_effect(self.wan[0], self.clip[1])
-        rows += groupnorm_effect(self.cog[0], self.cog_clip[1])
+        rows = groupnorm_effect(self.streaming_model[0], self.clip[1])
+        rows += groupnorm_effect(self.groupnorm_model[0], self.groupnorm_clip[1])
         return rows
 
     @cached_property
@@ -207,9 +214,9 @@ class Study:
 
     @cached_property
     def overlap_measured(self) -> dict:
-        """One measured overlap run: a generator stand-in and the tiny Wan stream sharing this machine."""
+        """One measured overlap run: a generator stand-in and the tiny streaming model sharing this machine."""
 
-        vae = load_vae("wan2.1", "tiny", device=self.device, seed=self.seed)
+        vae = load_vae(STREAMING_FAMILY, "tiny", device=self.device, seed=self.seed)
         rows = P.overlap_sweep(vae, shares=(0.5,), chunks=4 if self.fast else 8)
         r = rows[0]
         return {**r, "contention": P.contention_from(r)}
@@ -220,10 +227,10 @@ class Study:
 
     @cached_property
     def flicker(self) -> list[dict]:
-        """Chunk-boundary flicker of the trained Wan-class model: source, full, cache, naive, windows."""
+        """Chunk-boundary flicker of the trained streaming model: source, full, cache, naive, windows."""
 
         video, z = self.clip
-        return chunking_compare(self.wan[0], z, 25.0, source=video[None], warp=False)
+        return chunking_compare(self.streaming_model[0], z, 25.0, source=video[None], warp=False)
 
     @cached_property
     def latent_pack(self) -> list:
@@ -232,11 +239,12 @@ class Study:
 
     @cached_property
     def halo_split(self) -> dict:
-        """LightX2V-style split: two column parts, a halo of 2 latent px, hard crop (no blend)."""
-        vae, used = self.wan
+        """LightX2V-style split: two column parts, the claims table's halo (latent px) and a wider one, hard crop."""
+        vae, used = self.streaming_model
         z = self.clip[1]
         full = decode_full(vae, z).video
-        out = {"halos": (2, min(4, (int(z.shape[-1]) - 2) // 2))}
+        claimed = source_claim("halo-split").figures["halo"]
+        out = {"halos": (claimed, min(2 * claimed, (int(z.shape[-1]) - 2) // 2))}
         for halo in out["halos"]:
             plan = TilePlan.for_count(tuple(z.shape[-2:]), (1, 2), (0, 2 * halo))
             res = decode_tiled(vae, z, plan.tile, plan.overlap, "none")
@@ -244,16 +252,18 @@ class Study:
         return {"weights": used, **out}
 
     @cached_property
-    def ltx_bytes_per_px(self) -> dict:
-        """Marginal decode peak memory of LTX-Video per output pixel-frame (two sizes, slope)."""
+    def decode_bytes_per_px(self) -> dict:
+        """Marginal full-decode peak memory per output pixel-frame (two sizes, slope) of the family the claims
+        table's bytes-per-pixel anchor concerns."""
 
+        family = get_family(source_claim("decode-bytes-per-pixel").family)
         sizes = [(64, 64), (128, 128)] if self.fast else [(256, 256), (512, 512)]
-        cfgs = B.build_configs(model="ltx-video", weights=self.cost_weights, frames=9, sizes=sizes,
-                               strategies="full", repeats=1, device=self.device, seed=self.seed)
+        cfgs = B.build_configs(model=family.name, weights=self.cost_weights, frames=[family.valid_frame_counts(9)[-1]],
+                               sizes=sizes, strategies=["full"], repeats=1, device=self.device, seed=self.seed)
         recs = B.measure_interleaved(cfgs, flops=False)
         (a, b) = sorted(recs, key=lambda r: r["pixel_frames"])
         slope = (b["peak_bytes"] - a["peak_bytes"]) / (b["pixel_frames"] - a["pixel_frames"])
-        return {"records": recs, "bytes_per_pixel_frame": slope, "dtype": b["dtype"]}
+        return {"family": family.name, "records": recs, "bytes_per_pixel_frame": slope, "dtype": b["dtype"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,16 +296,16 @@ def strategy_costs(family: str, frames: int, size: tuple[int, int], *, weights: 
     fam = get_family(family)
     frames = fam.valid_frame_counts(frames)[-1]
     cfgs = B.build_configs(model=family, weights=weights, frames=[frames], sizes=[size],
-                           strategies=",".join(family_strategies(family)), repeats=repeats, device=device, seed=seed)
+                           strategies=family_strategies(family), repeats=repeats, device=device, seed=seed)
     return B.measure_interleaved(cfgs, vae=vae, flops=False)
 
 
 def memory_sweep(vae, frames: list[int], size: tuple[int, int], *, weights: str = "random", device: str = "cpu",
                  seed: int = 0) -> list[dict]:
-    """Full decode (output kept) and cached stream (frames handed on) at growing frame counts, interleaved."""
+    """Full decode (output kept) and cached stream (frames handed on) of ``vae`` at growing frame counts, interleaved."""
 
-    cfgs = B.build_configs(model="wan2.1", weights=weights, frames=frames, sizes=[size], strategies="full,chunked",
-                           repeats=1, device=device, seed=seed)
+    cfgs = B.build_configs(model=family_of(vae).name, weights=weights, frames=frames, sizes=[size],
+                           strategies=["full", "chunked"], repeats=1, device=device, seed=seed)
     return B.measure_interleaved(cfgs, vae=vae, flops=False)
 
 
@@ -417,7 +427,7 @@ def chunked_flops_per_px(vae, z: torch.Tensor, frames: int, size: tuple[int, int
                          device: str = "cpu") -> float | None:
     """FLOPs per output pixel-frame of a cached stream of ``z`` (bench's FlopCounterMode count)."""
 
-    cfg = B.build_configs(model="wan2.1", weights=weights, frames=[frames], sizes=[size], strategies="chunked",
+    cfg = B.build_configs(model=family_of(vae).name, weights=weights, frames=[frames], sizes=[size], strategies=["chunked"],
                           repeats=1, device=device)[0]
     flops = B.count_flops(vae, z, cfg)
     return flops / (frames * size[0] * size[1]) if flops else None

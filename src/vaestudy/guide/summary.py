@@ -9,10 +9,11 @@ from vaestudy import pipelines as P
 from vaestudy.bench import planner
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.tiled import TilePlan
-from vaestudy.guide.claims import SOURCES
 from vaestudy.guide.quality import clip_latent, load_model
-from vaestudy.guide.study import Study, _bikes_rgb, _latent, strategy_costs
+from vaestudy.guide.sources import SOURCES, source_claim
+from vaestudy.guide.study import GROUPNORM_FAMILY, STREAMING_FAMILY, Study, _bikes_rgb, _latent, strategy_costs
 from vaestudy.measure import metrics as M
+from vaestudy.registry.families import DEFAULT_FAMILY
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import codec
 from vaestudy.storage import compression as C
@@ -21,7 +22,7 @@ from vaestudy.storage import compression as C
 # ---------------------------------------------------------------------------------------------
 # checklist and experiments
 # ---------------------------------------------------------------------------------------------
-def checklist(st: Study, family: str = "wan2.1", budget_share: float = 0.6) -> list[dict]:
+def checklist(st: Study, family: str = DEFAULT_FAMILY, budget_share: float = 0.6) -> list[dict]:
     """What to pick for each goal, from this run's measurements of one family, plus the planner's pick."""
 
     recs = [r for r in st.strategy_costs if r["model"] == family]
@@ -59,21 +60,28 @@ def checklist(st: Study, family: str = "wan2.1", budget_share: float = 0.6) -> l
     return out
 
 
+# Commands for the default family; the streaming ones for the family whose stream is exact, the GroupNorm one for
+# the family whose chunks it changes (the registry picks both).
 EXPERIMENTS = [
-    ("the whole suite on real weights", "vaestudy report --model wan2.1 --weights pretrained --device cuda --full",
-     "every page with the real Wan 2.1 VAE; compare seam and flicker numbers with the embedded model's"),
+    ("the whole suite on real weights",
+     f"vaestudy report --model {DEFAULT_FAMILY} --weights pretrained --device cuda --full",
+     f"every page with the real {DEFAULT_FAMILY} VAE; compare seam and flicker numbers with the embedded model's"),
     ("latency, first frame and memory at production sizes",
-     "vaestudy bench --model wan2.1 --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
+     f"vaestudy bench --model {STREAMING_FAMILY} --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
      "--size 480x832 --strategies full,tiled,chunked,tiled+chunked --interleave --repeats 5",
-     "chunked throughput vs full, time to first frame, flat streamed peak (000's 107 ms/chunk claim)"),
-    ("what fits a 24 GiB card", "vaestudy plan --model wan2.1 --frames 81 --size 720x1280 --memory-budget 24GiB "
-     "--device cuda --dtype bfloat16", "the planner's pick, then measure it with bench"),
-    ("receptive field of the real decoder", "vaestudy probe --model wan2.1 --weights pretrained --device cuda "
-     "--latent 3 32 32 --tiles 2", "radius and the overlap a seamless tiling needs (LightX2V's halo of 2)"),
-    ("GroupNorm across chunks on the real CogVideoX", "vaestudy decode-check --model cogvideox --weights pretrained "
-     "--device cuda --frames 49 --size 480x720", "chunked vs full error with trained GroupNorm statistics"),
+     "chunked throughput vs full, time to first frame, flat streamed peak "
+     f"(000's {planner.SEED_CLAIMS['decode_ms_per_chunk']:.0f} ms/chunk claim)"),
+    ("what fits a 24 GiB card", f"vaestudy plan --model {DEFAULT_FAMILY} --frames 81 --size 720x1280 "
+     "--memory-budget 24GiB --device cuda --dtype bfloat16", "the planner's pick, then measure it with bench"),
+    ("receptive field of the real decoder", f"vaestudy probe --model {DEFAULT_FAMILY} --weights pretrained "
+     "--device cuda --latent 3 32 32 --tiles 2",
+     f"radius and the overlap a seamless tiling needs (LightX2V's halo of {source_claim('halo-split').figures['halo']})"),
+    (f"GroupNorm across chunks on the real {GROUPNORM_FAMILY}", f"vaestudy decode-check --model {GROUPNORM_FAMILY} "
+     "--weights pretrained --device cuda --frames 49 --size 480x720",
+     "chunked vs full error with trained GroupNorm statistics"),
     ("decode overlapped with generation on two GPUs", "vaestudy stream overlap --device cuda --shares 0.2,0.5,0.8",
-     "the overlap gain with separate compute, against 000's 2-8% ceiling"),
+     "the overlap gain with separate compute, against 000's "
+     "{:.0%}-{:.0%} ceiling".format(*planner.SEED_CLAIMS["overlap_ceiling"])),
 ]
 
 
@@ -110,7 +118,8 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
 
     out = []
     # 01: exactness of the stream, the cost of dropping the cache (a tiny random model: exactness is structural)
-    tiny = load_vae("wan2.1", "tiny", device=device, seed=seed)
+    stream = STREAMING_FAMILY  # exactness and seams/flicker with and without the cache need a family with one
+    tiny = load_vae(stream, "tiny", device=device, seed=seed)
     z = _latent(tiny, 9, (32, 32), seed)
     full = decode_full(tiny, z).video
     err = lambda mode: float((decode_chunked(tiny, z, 1, mode=mode).video - full).abs().max())  # noqa: E731
@@ -118,7 +127,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                 "headline": f"tiny random config: streaming with the cache equals the full decode (max |err| {err('cache'):.1e}); "
                             f"without it chunks are off by {err('naive'):.2f}"})
     # 02 / 03: seams and flicker need trained weights
-    vae, used, _ = load_model("wan2.1", weights, seed=seed, device=device)
+    vae, used, _ = load_model(stream, weights, seed=seed, device=device)
     video, zc = clip_latent(vae, "bikes", 17, (48, 64), scale=0.5)
     ref = decode_full(vae, zc).video
     plan = TilePlan.for_count(tuple(zc.shape[-2:]), 2, 0)
@@ -135,10 +144,10 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                             f"{spike(cached.video):.1f}x with it (full decode {spike(ref):.1f}x, source "
                             f"{spike(video[None]):.1f}x)"})
     # 04: time to first frame on the full-size config (cost does not depend on weight values)
-    recs = {r["strategy"]: r for r in strategy_costs("wan2.1", 9, (32, 32), repeats=1, device=device, seed=seed)
+    recs = {r["strategy"]: r for r in strategy_costs(stream, 9, (32, 32), repeats=1, device=device, seed=seed)
             if r["strategy"] in ("full", "chunked")}
     out.append({"notebook": "04_latency_and_memory",
-                "headline": f"Wan 2.1 (full size, random weights, 9x32x32 on {device}): the stream's first frame after "
+                "headline": f"{stream} (full size, random weights, 9x32x32 on {device}): the stream's first frame after "
                             f"{recs['chunked']['first_frame_s']['median'] / recs['full']['wall_s']['median']:.2f}x the "
                             f"full decode's latency, whole video in "
                             f"{recs['chunked']['wall_s']['median'] / recs['full']['wall_s']['median']:.2f}x"})
@@ -146,14 +155,16 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
 
     b = codec.encode_h264(_bikes_rgb(), crf=23)["bpp"]
     out.append({"notebook": "05_compression_and_storage",
-                "headline": f"fp16 Wan latents are {C.codec_storage_ratio('wan2.1', b):.1f}x the size of the same clip in "
-                            f"H.264 (bikes 272x640, CRF 23, b = {b:.3f} bit/px)"})
+                "headline": f"fp16 {DEFAULT_FAMILY} latents are {C.codec_storage_ratio(DEFAULT_FAMILY, b):.1f}x the size "
+                            f"of the same clip in H.264 (bikes 272x640, CRF 23, b = {b:.3f} bit/px)"})
     lo, hi = P.scope_ceiling(critical=1.0)["gain"], P.scope_ceiling(critical=0.0)["gain"]
     out.append({"notebook": "06_pipelines_and_multi_device",
-                "headline": f"with 000's shares (decode 16.5%, +recompute 33%) overlapping decode gains {lo:.1%}-{hi:.1%}, "
-                            f"depending on how much of it the next chunk waits for"})
-    cos = C.compression_vs_raw(8, 16, "fp16", t=8)
+                "headline": f"with 000's shares (decode {planner.SEED_CLAIMS['decode_share']:.1%}, +recompute "
+                            f"{planner.SEED_CLAIMS['decode_plus_recompute_share']:.0%}) overlapping decode gains "
+                            f"{lo:.1%}-{hi:.1%}, depending on how much of it the next chunk waits for"})
+    f = source_claim("cosmos-vs-raw").figures
+    cos = C.compression_vs_raw(f["spatial"], f["channels"], "fp16", t=f["temporal"])
     out.append({"notebook": "07_study_guide",
                 "headline": f"{sum(k != 'anchors' for k in SOURCES)} source notes and the public anchors checked claim by claim; e.g. "
-                            f"002's Cosmos row: its own formula gives {cos:.0f}x, not 96x"})
+                            f"002's Cosmos row: its own formula gives {cos:.0f}x, not {f['vs_raw']}x"})
     return out

@@ -4,8 +4,24 @@ No other module names a family (tests/test_architecture.py checks); it imports n
 package above the foundation modules, so it knows nothing of decoding or scoring.
 """
 
-from vaestudy.registry.embedded import EMBEDDED, WEIGHTS_DIR, EmbeddedModel, build_model, embedded_card, load_embedded
-from vaestudy.registry.families import FAMILIES, family_of, get_family
+from vaestudy.registry.embedded import (
+    EMBEDDED,
+    EMBEDDED_ALIASES,
+    MODEL_OPTIONS,
+    WEIGHTS_DIR,
+    EmbeddedModel,
+    build_model,
+    decoder_attention,
+    embedded_card,
+    embedded_config,
+    embedded_entry,
+    freeze_decoder_attention,
+    load_embedded,
+    moments_conv,
+    option_refusal,
+    option_takers,
+)
+from vaestudy.registry.families import DEFAULT_FAMILY, FAMILIES, ROLES, exemplar, family_of, first_family, get_family
 from vaestudy.registry.family import VAEFamily
 from vaestudy.registry.load import (
     OFFLINE_HELP,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from vaestudy.registry.family import VAEFamily
@@ -133,3 +135,34 @@ def family_of(vae: torch.nn.Module) -> VAEFamily:
         if type(vae).__name__ == f.diffusers_class:
             return f
     raise ValueError(f"vae of class {type(vae).__name__} is not a registry family ({', '.join(FAMILIES)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# families by what they do: callers ask for a role, never for a name
+# ---------------------------------------------------------------------------------------------
+DEFAULT_FAMILY = "wan2.1"
+"""The family a page or command uses when the reader names none."""
+
+ROLES: dict[str, Callable[[VAEFamily], bool]] = {
+    # carrying the cache is the full decode's arithmetic: chunks equal the full decode
+    "exact stream": lambda f: f.streams_exactly,
+    # carries a cache, but its GroupNorm pools over a chunk's frames, so chunks differ from the full decode
+    "groupnorm stream": lambda f: f.streamable and f.norm == "group",
+    # its own decode() tiles in time with overlapping windows
+    "temporal windows": lambda f: f.temporal_window is not None,
+}
+
+
+def first_family(predicate: Callable[[VAEFamily], bool], what: str = "the predicate") -> VAEFamily:
+    """The first family (in :data:`FAMILIES` order) for which ``predicate`` holds; ValueError naming ``what``."""
+    for f in FAMILIES.values():
+        if predicate(f):
+            return f
+    raise ValueError(f"no registry family satisfies {what} (families: {', '.join(FAMILIES)})")
+
+
+def exemplar(role: str) -> VAEFamily:
+    """The family that plays ``role`` (a key of :data:`ROLES`) in a comparison: the first that fits it."""
+    if role not in ROLES:
+        raise ValueError(f"role={role!r} is unknown; valid roles: {', '.join(ROLES)}")
+    return first_family(ROLES[role], f"role {role!r}")

@@ -1,0 +1,58 @@
+"""The claims table as data: each source note's claims and figures, read once from ``claims.toml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import tomllib
+
+from vaestudy.registry.families import FAMILIES
+
+CLAIMS_TABLE_FILE = "claims.toml"  # next to this module; packaged through [tool.setuptools.package-data]
+
+
+@dataclass(frozen=True)
+class SourceClaim:
+    """One claim of a source: what it says, the figures it states and the registry family it concerns (if one)."""
+
+    key: str
+    source: str  # a code of SOURCES: "000".."004" (seed notes) or "anchors" (FINDINGS.md)
+    claim: str
+    family: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    figures_in: str | None = None  # where the figures live when another module owns them
+
+
+def read_claims_table(text: str) -> tuple[dict[str, dict[str, str]], dict[str, SourceClaim]]:
+    """``(sources, claims by key in table order)`` from the TOML text of a claims table; ValueError on a bad row."""
+    data = tomllib.loads(text)
+    sources = data.get("sources", {})
+    claims: dict[str, SourceClaim] = {}
+    for i, row in enumerate(data.get("claim", [])):
+        unknown = set(row) - {f for f in SourceClaim.__dataclass_fields__}
+        if unknown:
+            raise ValueError(f"claim #{i} ({row.get('key')!r}) has unknown fields {sorted(unknown)}")
+        c = SourceClaim(**row)
+        if c.key in claims:
+            raise ValueError(f"claim key={c.key!r} appears twice in the claims table")
+        if c.source not in sources:
+            raise ValueError(f"claim {c.key!r}: source={c.source!r} is not in [sources] ({', '.join(sources)})")
+        if c.family is not None and c.family not in FAMILIES:
+            raise ValueError(f"claim {c.key!r}: family={c.family!r} is not a registry family ({', '.join(FAMILIES)})")
+        claims[c.key] = c
+    return sources, claims
+
+
+_TABLE = read_claims_table(resources.files(__package__).joinpath(CLAIMS_TABLE_FILE).read_text(encoding="utf-8"))
+SOURCE_CLAIMS: dict[str, SourceClaim] = _TABLE[1]  # every claim by key, in the table's order
+SOURCES: dict[str, str] = {k: f"{v['file']} ({v['about']})" for k, v in _TABLE[0].items()}  # code -> "file (what)"
+SOURCE_FILES: dict[str, str] = {k: v["file"] for k, v in _TABLE[0].items()}  # code -> file name
+
+
+def source_claim(key: str) -> SourceClaim:
+    """The row of the claims table named ``key``; ValueError listing the keys otherwise."""
+    if key not in SOURCE_CLAIMS:
+        raise ValueError(f"claim key={key!r} is not in {CLAIMS_TABLE_FILE}; valid keys: {', '.join(SOURCE_CLAIMS)}")
+    return SOURCE_CLAIMS[key]
