@@ -387,7 +387,14 @@ def seed_comparison(cm: CostModel | None, flops_per_px: float | None, *, our_pea
         if our_peak_flops:
             out["our_peak_flops"] = our_peak_flops
             out["cpu_seconds_at_our_peak"] = out["chunk_flops"] / our_peak_flops
-    if cm is not None:
+    family = get_family(cm.model) if cm is not None else None
+    fits = family is not None and c["latent_frames_per_chunk"] % family.chunk_multiple == 0 and \
+        (t * c["latent_frames_per_chunk"]) % family.frame_step == 0
+    if cm is not None and not fits:
+        out["our_cpu_chunk_s"] = out["our_cpu_chunk_bytes"] = None
+        out["not_comparable"] = (f"{family.name} cannot stream the seed's chunk of {c['latent_frames_per_chunk']} latent "
+                                 f"frames (chunks of {family.chunk_multiple}k, clips of 1 + {family.frame_step}k frames)")
+    elif cm is not None:
         # one steady chunk = the difference between decoding 1 + 3 and 1 latent frames, streamed
         t1 = cm.predict("chunked", 1 + t * c["latent_frames_per_chunk"], (h, w),
                         chunk=c["latent_frames_per_chunk"], consumer="discard")

@@ -195,7 +195,7 @@ class ChunkHandoff:
             torch.cuda.current_stream(self.device).synchronize()
 
 
-def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: int = 1,
+def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: int | None = None,
                 latent_hw: tuple[int, int] = (4, 4), mode: str = "overlapped", queue_size: int = 1,
                 threads: int | None = None, every: int = 0, seed: int = 0) -> OverlapRun:
     """Generate ``chunks`` latent chunks and stream-decode them, sequentially or overlapped.
@@ -222,9 +222,8 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
     gen = gen.to(device=device, dtype=p.dtype)
     gcpu = torch.Generator().manual_seed(seed)
     fam = family_of(vae)
-    fam.check_chunk(latent_frames, name="latent_frames")
-    # the whole latent must be a valid length (1 + step*k): the first chunk takes the one extra frame
-    first = latent_frames + (1 if fam.frame_step > fam.temporal_compression else 0)
+    latent_frames = fam.default_chunk if latent_frames is None else latent_frames
+    first = first_chunk_frames(fam, latent_frames)
     noises = [torch.randn(1, c, first if i == 0 else latent_frames, *latent_hw, generator=gcpu).to(p)
               for i in range(chunks)]
     stream = open_stream(vae)
@@ -327,7 +326,7 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
                        "loadavg_1min": os.getloadavg()[0]})
 
 
-def overlap_sweep(vae, shares=(0.2, 0.5, 0.8), *, chunks: int = 6, latent_hw=(4, 4), latent_frames: int = 1,
+def overlap_sweep(vae, shares=(0.2, 0.5, 0.8), *, chunks: int = 6, latent_hw=(4, 4), latent_frames: int | None = None,
                   threads: int | None = 1, every: int = 0, repeats: int = 1, width: int = 48, seed: int = 0) -> list[dict]:
     """For each decode share D / (G + D): calibrate the generator stand-in, then run sequential and
     overlapped (interleaved, ``repeats`` times each) and compare the periods with the analytic bounds."""
@@ -382,18 +381,29 @@ def format_overlap_rows(rows: list[dict]) -> str:
     return format_table(rows, cols)
 
 
-def isolated_costs(vae, gen: GeneratorStandIn, *, latent_frames: int = 1, latent_hw=(4, 4), repeats: int = 3,
+def first_chunk_frames(fam, latent_frames: int) -> int:
+    """Latent frames of a stream's first chunk when every later chunk holds ``latent_frames`` (validated): the
+    whole latent must stay a valid length (1 + step*k), so a family whose latent step is above 1 starts with one
+    extra frame."""
+    fam.check_chunk(latent_frames, name="latent_frames")
+    return latent_frames + (1 if fam.frame_step > fam.temporal_compression else 0)
+
+
+def isolated_costs(vae, gen: GeneratorStandIn, *, latent_frames: int | None = None, latent_hw=(4, 4), repeats: int = 3,
                    seed: int = 0) -> dict:
     """Median seconds of one generator chunk, one generator step, one streamed decode chunk (past the
     first) and one re-encode, each run alone: the G, D and R of :func:`overlap_model`."""
     p = next(vae.parameters())
     c = latent_channels(vae)
+    fam = family_of(vae)
+    latent_frames = fam.default_chunk if latent_frames is None else latent_frames
     g = torch.Generator().manual_seed(seed)
+    z0 = torch.randn(1, c, first_chunk_frames(fam, latent_frames), *latent_hw, generator=g).to(p)
     z = torch.randn(1, c, latent_frames, *latent_hw, generator=g).to(p)
     gen = gen.to(device=p.device, dtype=p.dtype)
     with torch.no_grad():
         stream = open_stream(vae)
-        frames = stream.step(z)  # the first call is special (one latent frame -> one pixel frame)
+        frames = stream.step(z0)  # the first call is special (its first latent frame -> one pixel frame)
         d = time_call(lambda: stream.step(z), p.device, repeats)
         gs = time_call(lambda: gen(z), p.device, repeats)
         steps, gen.steps = gen.steps, 8
