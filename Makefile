@@ -5,13 +5,20 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-export HF_HUB_OFFLINE = 1
+# torch is installed first, on its own, from TORCH_SPEC (and TORCH_INDEX, when set, as pip's --index-url).
+# The default pin resolves to a CPU build on this project's machines (their wheelhouse holds 2.13.0+cpu); from PyPI
+# alone, Linux wheels are CUDA builds. A GPU box picks its CUDA build, e.g.
+#   make venv TORCH_SPEC=torch TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# and a CPU-only machine without that wheelhouse can skip the CUDA libraries with
+#   TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Chosen once, when .venv is created: to change it, rm -rf .venv first.
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned: 2.13.0 is a CPU build here; an open range pulls a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url '$(TORCH_INDEX)') '$(TORCH_SPEC)'
 	$(PY) -m pip install --quiet -e '.[test,lab]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "vaestudy (python3)" >/dev/null
 	touch $@
@@ -30,6 +37,10 @@ browser:
 		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"; \
 		exit 1; \
 	fi
+
+# the tests run offline (no hub download; .ci/run sets it too); other targets may reach the hub, e.g. make report
+# REPORT_ARGS="--weights pretrained" downloads the VAEs it loads
+test test-fast: export HF_HUB_OFFLINE = 1
 
 test: $(VENV)/.installed browser
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)

@@ -3,7 +3,10 @@
 The pages come from the session's one execution of every notebook (the ``suite`` fixture of tests/conftest.py,
 shared with test_notebooks.py). index.html and every notebook page are opened from file:// URLs, offline: each
 page loads with no console error, no page error and no request off file://; every figure has a size; tables
-render; the index links to every notebook page. Without /usr/bin/chromium the module is skipped, unless VAESTUDY_REQUIRE_BROWSER=1 (CI).
+render; the index links to every notebook page. What a reader sees is checked too: MathJax (the report's local
+copy) typesets every formula, so no raw TeX ($$...$$, $b$, a TeX command) is left in the visible text, and no widget
+repr (interactive(children=..., IntSlider(...) stands in for a widget. Without /usr/bin/chromium the module is
+skipped, unless VAESTUDY_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
@@ -28,9 +31,15 @@ INSTALL = "apt-get update && apt-get install -y --no-install-recommends chromium
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 # a markdown table's delimiter row: | --- | :---: | (two columns at least)
 MD_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
+# TeX that MathJax did not typeset: display math, an inline $...$ (a non-space next to each dollar: "$b$"), or a TeX
+# command. Matched in the visible text of prose and outputs, less code (<code>, <pre>), where a dollar is literal.
+RAW_TEX = re.compile(r"\$\$|\$[^\s$](?:[^$\n]*[^\s$])?\$|\\(?:frac|text|mathrm|cdot|times|sum|approx)\b")
+WIDGET_REPRS = ("interactive(children=", "IntSlider(", "FloatSlider(", "Dropdown(")
+MATHJAX_TIMEOUT_MS = 60_000
 
 PAGE_FACTS = """() => {
   const size = el => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
+  const RENDERED = '.jp-RenderedMarkdown, .jp-RenderedHTMLCommon, .jp-OutputArea-output';
   return {
     ready: document.readyState,
     title: document.title,
@@ -41,6 +50,16 @@ PAGE_FACTS = """() => {
             .filter(s => !s.parentElement.closest('svg')).map(s => ({rendered: size(s)})),
     tables: [...document.querySelectorAll('table')].map(t => ({rows: t.rows.length, rendered: size(t)})),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    mathjax: document.documentElement.dataset.mathjax || null,
+    prose: [...document.querySelectorAll(RENDERED)].filter(el => !el.parentElement.closest(RENDERED))
+            .map(el => { const parts = [], walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+                         for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                           const p = n.parentElement;
+                           if (p.closest('code, pre, script, style, .MathJax, .MathJax_Display, .MJX_Assistive_MathML')
+                               || !p.checkVisibility()) continue;
+                           parts.push(n.textContent); }
+                         return parts.join(''); }),
+    outputs: [...document.querySelectorAll('.jp-OutputArea-output')].map(el => el.innerText),
   };
 }"""
 
@@ -95,6 +114,8 @@ def _open(browser, url: str, screenshot: Path | None = None, full_page: bool = F
     try:
         page.goto(url, wait_until="load", timeout=60_000)
         page.wait_for_load_state("networkidle", timeout=30_000)
+        if page.evaluate("!!window.MathJax"):  # a notebook page: the local MathJax says when it has typeset the page
+            page.wait_for_function("document.documentElement.dataset.mathjax === 'done'", timeout=MATHJAX_TIMEOUT_MS)
         facts = page.evaluate(PAGE_FACTS)
         if screenshot:
             page.screenshot(path=str(screenshot), full_page=full_page)
@@ -117,6 +138,15 @@ def _assert_clean(facts: dict, name: str) -> None:
                 assert f["complete"] and min(f["natural"]) > 0, f"{name}: an image did not decode: {f}"
     for t in facts["tables"]:
         assert t["rows"] > 0 and min(t["rendered"]) > 0, f"{name}: an empty or invisible table: {t}"
+
+
+def _assert_reads_well(facts: dict, name: str) -> None:
+    """Math typeset by the local MathJax, no TeX source and no widget repr in what a reader sees."""
+    assert facts["mathjax"] == "done", f"{name}: MathJax did not typeset the page (data-mathjax={facts['mathjax']!r})"
+    tex = sorted({m.group(0) for text in facts["prose"] for m in RAW_TEX.finditer(text)})
+    assert not tex, f"{name}: raw TeX visible, not typeset: {tex[:8]}"
+    reprs = sorted({r for text in facts["outputs"] for r in WIDGET_REPRS if r in text})
+    assert not reprs, f"{name}: widget reprs visible instead of a note: {reprs}"
 
 
 def _expected(nb) -> tuple[int, int]:
@@ -166,6 +196,7 @@ def test_notebook_page(report, browser, stem):
     assert page.exists(), f"{page.name} was not written"
     facts = _open(browser, page.as_uri(), screenshot=out / f"report_{stem}.png")
     _assert_clean(facts, page.name)
+    _assert_reads_well(facts, page.name)
     want_figures, want_tables = _expected(executed[stem])
     shown = len(facts["imgs"]) + len(facts["svgs"])
     assert shown >= want_figures, f"{page.name}: {shown} figures on the page, {want_figures} in the notebook"

@@ -45,11 +45,23 @@ def use_style() -> None:
 
 FIGURE_FORMATS_ENV = "VAESTUDY_FIGURE_FORMATS"
 
+# Saved figures are byte-for-byte reproducible, so a report run that changes nothing leaves figures/ unchanged in git:
+# SVG ids (clip paths, glyphs) are hashed with this salt instead of a random one, and no file records its creation
+# date (SVG and PDF would; PNG has none). matplotlib takes `metadata` per format and rejects it for others (JPEG).
+SVG_HASHSALT = "vaestudy"
+STABLE_METADATA = {"png": {}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+
+
+def stable_output() -> None:
+    """Fix matplotlib's SVG id salt (``svg.hashsalt``), so the same figure saves to the same SVG bytes."""
+    matplotlib.rcParams["svg.hashsalt"] = SVG_HASHSALT
+
 
 def _inline_formats() -> None:
     """Inside an IPython kernel, emit inline figures in the formats of $VAESTUDY_FIGURE_FORMATS (e.g. "png,svg").
 
-    ``vaestudy report`` sets it so every figure is stored as PNG and SVG; unset, the inline default (PNG) stays.
+    ``vaestudy report`` sets it so every figure is stored as PNG and SVG, without a date and with fixed SVG ids
+    (``report`` writes them into figures/); unset, the inline default (PNG) stays.
     """
     import os
 
@@ -65,7 +77,11 @@ def _inline_formats() -> None:
     from matplotlib_inline.backend_inline import set_matplotlib_formats
     from matplotlib_inline.config import InlineBackend
 
-    InlineBackend.instance().figure_formats = set(formats)  # kept if the inline backend is (re)activated later
+    stable_output()
+    inline = InlineBackend.instance()  # both kept if the inline backend is (re)activated later
+    inline.figure_formats = set(formats)
+    if set(formats) <= {"png", "retina", "svg"}:  # one metadata for every format: only where all accept it
+        inline.print_figure_kwargs = {**inline.print_figure_kwargs, "metadata": {"Date": None}}
     set_matplotlib_formats(*formats)
 
 
@@ -83,11 +99,17 @@ def title(what: str, *, model: str, weights: str, device: str = "cpu") -> str:
     return f"{what}\n{model} · {weights} weights · {device}"
 
 
-def save(fig, name: str, folder: str | Path = "figures") -> list[Path]:
-    """Save a figure as PNG and SVG into ``folder``; returns the paths."""
+def save(fig, name: str, folder: str | Path = "figures", formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Save a figure into ``folder`` as NAME.png and NAME.svg (or ``formats``: png, svg, pdf); returns the paths.
+
+    The bytes depend on the figure only (no date, fixed SVG ids): saving an unchanged figure again changes no file.
+    """
+    if isinstance(formats, str) or not formats or any(f not in STABLE_METADATA for f in formats):
+        raise ValueError(f"formats={formats!r}: give a tuple of one or more of {tuple(STABLE_METADATA)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
-    for p in paths:
-        fig.savefig(p)
+    paths = [folder / f"{name}.{fmt}" for fmt in formats]
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+        for p, fmt in zip(paths, formats):
+            fig.savefig(p, format=fmt, metadata=STABLE_METADATA[fmt])
     return paths

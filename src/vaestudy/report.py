@@ -4,8 +4,11 @@ A failing notebook does not stop the others: its error (notebook and cell) is pr
 pages that did execute are still written, and the command exits non-zero.
 
 Figures are exported into figures/ as PNG and SVG (the kernels run with $VAESTUDY_FIGURE_FORMATS=png,svg,
-which ``plots.use_style`` reads). The HTML pages are self-contained and work offline: no script, style
-or widget manager is loaded from a CDN (math shows as its TeX source, widgets as nothing).
+which ``plots.use_style`` reads; no date and fixed SVG ids, so an unchanged figure is rewritten with the same
+bytes). The HTML pages are for readers and work offline from file://: nothing is loaded from a CDN; math is
+typeset by the MathJax copy in reports/_static/mathjax/ (from the jupyter-server-mathjax package); a widget shows
+as a note that it is interactive in JupyterLab; every code cell's input is folded under a "code" toggle, so the
+narrative, figures and tables come first (cell tags: show-input, hide-input, remove-input, remove-cell).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import html
 import logging
 import os
 import platform
+import re
+import shutil
 import tempfile
 import time
 import uuid
+from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
@@ -124,34 +131,134 @@ def effective_parameters(nb) -> dict:
 
 
 OFFLINE_TEMPLATE = "vaestudy_offline.html.j2"
-# The lab template, less everything it would fetch from a CDN: require.js, MathJax, mermaid.js, the widget manager.
-_OFFLINE_TEMPLATE_SOURCE = """{%- extends 'index.html.j2' -%}
+
+# MathJax 2.7 as the jupyter-server-mathjax package ships it, copied beside the pages (reports/_static/mathjax/) and
+# loaded by a relative URL, so a page opened from file:// with no network typesets its math. That package ships one
+# combined configuration (TeX input, HTML-CSS output) and the STIX-Web fonts only, hence the font settings below
+# (the classic Jupyter notebook's own, for the same files).
+MATHJAX_PACKAGE = "jupyter_server_mathjax"
+MATHJAX_DIR = "_static/mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX_URL = f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"  # relative to the page
+# The whole distribution is copied (12 MB): MathJax loads extensions, fonts and a localisation for the reader's
+# browser language on demand, so a trimmed list would break on some pages or browsers, and only there.
+
+# The lab template, less everything it would fetch from a CDN (require.js, the widget manager, mermaid.js), with
+# MathJax from the local copy, and every code cell's input folded under a <details> toggle: closed by default and
+# for the tag hide-input, open for show-input (remove-input and remove-cell go through TagRemovePreprocessor).
+# The page sets data-mathjax="done" on <html> once MathJax has typeset it, for tests and scripts to wait on.
+_OFFLINE_TEMPLATE_SOURCE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+<script type="text/javascript">
+window.MathJax = {
+  tex2jax: {inlineMath: [["$", "$"], ["\\(", "\\)"]], displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+            processEscapes: true, processEnvironments: true},
+  TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null,
+               linebreaks: {automatic: true},
+               // its stand-in font's url('about:blank') is a blocked cross-origin load on file:// pages
+               styles: {"@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"}}},
+  messageStyle: "none",
+  AuthorInit: function () {
+    MathJax.Hub.Register.StartupHook("End", function () { document.documentElement.dataset.mathjax = "done"; });
+  }
+};
+</script>
+<script type="text/javascript" src="{{ resources.mathjax_url }}"></script>
+{%- endblock html_head_js_mathjax -%}
+{%- block extra_css -%}
+<style type="text/css">
+details.vaestudy-code > summary { cursor: pointer; color: #777; font-size: 85%; margin: 2px 0 2px 64px; }
+details.vaestudy-code[open] > summary { margin-bottom: 4px; }
+.vaestudy-widget-note { color: #555; font-style: italic; }
+</style>
+{%- endblock extra_css -%}
+{% block input_group -%}
+<details class="vaestudy-code"{{ ' open' if 'show-input' in cell.metadata.get('tags', []) }}><summary>code</summary>
+{{ super() }}
+</details>
+{%- endblock input_group %}
 """
 
+# Cell tags the pages honour (the names Jupyter Book uses): remove-cell drops the cell, remove-input its input;
+# hide-input folds the input (every input is folded anyway), show-input unfolds it (in the template above).
+REMOVE_CELL_TAGS = ("remove-cell",)
+REMOVE_INPUT_TAGS = ("remove-input",)
 
-def offline_html_exporter():
-    """An nbconvert HTMLExporter (lab template) whose pages load nothing from the network."""
+
+def mathjax_source() -> Path:
+    """The MathJax 2.7 folder that the jupyter-server-mathjax package installs (MathJax.js and its extensions)."""
+    spec = find_spec(MATHJAX_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{MATHJAX_PACKAGE} is not installed; the report's pages typeset math with the "
+                                  f"MathJax it ships: pip install jupyter-server-mathjax (a vaestudy dependency)")
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
+    if not (static / "MathJax.js").exists():
+        raise FileNotFoundError(f"{static / 'MathJax.js'} is missing: reinstall jupyter-server-mathjax")
+    return static
+
+
+def install_mathjax(reports: Path) -> str:
+    """Copy MathJax beside the pages (``reports``/_static/mathjax) unless that copy is current; returns the
+    relative URL of MathJax.js (with its configuration) for the exporter's ``mathjax_url``."""
+    dest = Path(reports) / MATHJAX_DIR
+    stamp = dest / ".jupyter-server-mathjax-version"
+    current = metadata.version("jupyter-server-mathjax")
+    source = mathjax_source()
+    if not (stamp.exists() and stamp.read_text() == current and (dest / "MathJax.js").exists()):
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(source, dest)
+        stamp.write_text(current)
+    return MATHJAX_URL
+
+
+def offline_html_exporter(mathjax_url: str = MATHJAX_URL):
+    """An nbconvert HTMLExporter (lab template) whose pages load nothing from the network: MathJax from
+    ``mathjax_url`` (relative to the page; ``install_mathjax`` puts it there), code inputs folded, tags honoured."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
-    return HTMLExporter(template_name="lab", template_file=OFFLINE_TEMPLATE,
-                        extra_loaders=[DictLoader({OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SOURCE})],
-                        mathjax_url="", require_js_url="", jquery_url="", widget_renderer_url="",
-                        jupyter_widgets_base_url="")
+    if not isinstance(mathjax_url, str) or not mathjax_url or "//" in mathjax_url.split("?")[0]:
+        raise ValueError(f"mathjax_url={mathjax_url!r} must be a relative path to MathJax.js (pages work offline), "
+                         f"e.g. {MATHJAX_URL}")
+    exporter = HTMLExporter(template_name="lab", template_file=OFFLINE_TEMPLATE,
+                            extra_loaders=[DictLoader({OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SOURCE})],
+                            mathjax_url=mathjax_url, require_js_url="", jquery_url="", widget_renderer_url="",
+                            jupyter_widgets_base_url="")
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(REMOVE_CELL_TAGS),
+                                                         remove_input_tags=set(REMOVE_INPUT_TAGS)), enabled=True)
+    return exporter
+
+
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_note(plain: str) -> str:
+    """The static page's stand-in for a widget view, naming its controls from the repr (``description='tile'``)."""
+    names = list(dict.fromkeys(re.findall(r"description='([^']+)'", plain or "")))
+    which = f" ({html.escape(', '.join(names))})" if names else ""
+    return (f'<p class="vaestudy-widget-note">In JupyterLab this cell has interactive controls{which}; this static '
+            f"page shows the result at their default values.</p>")
 
 
 def for_html(nb):
-    """A copy of an executed notebook trimmed for the static page: no widget state, no SVG twin of a PNG."""
+    """A copy of an executed notebook trimmed for the static page: no widget state, each widget view replaced by a
+    note (its text/plain fallback is a repr such as ``interactive(children=(IntSlider(...``), no SVG twin of a PNG."""
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if "image/svg+xml" in data and "image/png" in data:
+            if WIDGET_VIEW_MIME in data:
+                plain = data.get("text/plain", "")
+                out["data"] = {"text/html": widget_note("".join(plain) if isinstance(plain, list) else plain)}
+                out["metadata"] = {}
+            elif "image/svg+xml" in data and "image/png" in data:
                 del data["image/svg+xml"]
     return nb
 
@@ -296,7 +403,7 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
     for key, val in (("MODEL", model), ("WEIGHTS", weights), ("DEVICE", device)):
         if val is not None:
             params[key] = val
-    exporter = offline_html_exporter()
+    exporter = offline_html_exporter(install_mathjax(reports))
     rows, failures = [], []
     from vaestudy.plots import FIGURE_FORMATS_ENV
 
