@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 import torch
 
-from vaestudy.registry.embedded import EMBEDDED, embedded_card, load_embedded
 from vaestudy import data
+from vaestudy.registry.embedded import EMBEDDED, embedded_card, load_embedded
 from vaestudy.training.heldout import heldout_frames
 
 

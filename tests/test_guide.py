@@ -4,11 +4,11 @@ experiments."""
 import ast
 import importlib
 import re
+import tomllib
 from importlib import resources
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 
 from vaestudy import guide as G

@@ -14,6 +14,7 @@ import pytest
 from vaestudy import report
 from vaestudy.plots import FIGURE_FORMATS_ENV
 from vaestudy.report import build_report, effective_parameters
+from vaestudy.report import execute as report_execute
 
 slow = pytest.mark.slow  # the test starts a kernel (papermill)
 
@@ -170,8 +171,7 @@ def test_a_cell_that_times_out_is_retried_once_then_fails_the_notebook(tmp_path,
         f"import pathlib, time\nm = pathlib.Path({str(marker)!r})\nfirst = not m.exists()\nm.touch()\n"
         "if first:\n    time.sleep(30)\nprint('ran')"])
     _nb(root / "notebooks" / "02_stuck.ipynb", ["import time\ntime.sleep(30)"])
-    monkeypatch.setattr(report, "CELL_TIMEOUT_S", {True: 3, False: 3})
-    assert build_report(root=root, out_dir=tmp_path / "out") == 1
+    assert build_report(root=root, out_dir=tmp_path / "out", cell_timeout_s=3) == 1
     out = capsys.readouterr().out
     assert "01_flaky.ipynb: attempt 1 stopped after 3 s" in out
     assert "02_stuck.ipynb: attempt 2 stopped after 3 s" in out
@@ -253,7 +253,7 @@ def test_the_headless_client_never_answers_a_widget():
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import papermill_engines
 
-    name = report._register_headless_engine()
+    name = report_execute._register_headless_engine()
     assert papermill_engines.get_engine(name).__name__ == "HeadlessEngine"
     headless = [c for c in PapermillNotebookClient.__subclasses__() if c.__name__ == "HeadlessClient"][-1]
 

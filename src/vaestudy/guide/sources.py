@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-
-import tomllib
 
 from vaestudy.registry.families import FAMILIES
 

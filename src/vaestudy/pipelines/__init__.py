@@ -5,6 +5,7 @@ and the launcher that runs the ranks (torch.distributed).
 from vaestudy.pipelines.distributed import (
     TASKS,
     DistributedRunError,
+    blame,
     free_port,
     init,
     launch,
@@ -19,6 +20,7 @@ from vaestudy.pipelines.overlap import (
     GeneratorStandIn,
     OverlapRun,
     Span,
+    first_chunk_frames,
     format_overlap_rows,
     isolated_costs,
     overlap_model,
