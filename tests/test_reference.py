@@ -97,3 +97,15 @@ def test_the_files_agree_with_each_other(bench, anchors):
         if r["flops"] is not None:  # FLOP/s is FLOPs over the median time, and no decode beats the matmul peak
             assert r["flops_per_s"] == pytest.approx(r["flops"] / r["wall_s"]["median"], rel=0.01)
             assert r["flops_per_s"] < peak["matmul_tflops"] * 1e12
+
+
+def test_the_package_reads_the_shipped_reference():
+    """vaestudy.bench.load_reference reads the same files this module checks, and refuses an unknown name."""
+    from vaestudy.bench.reference import load_reference, reference_names
+
+    assert "h200-2026-11-29" in reference_names()
+    ref = load_reference("h200-2026-11-29")
+    assert len(ref["bench"]) == len(_jsonl("bench.jsonl")) and ref["peak"] == json.loads((REFERENCE / "peak.json").read_text())
+    assert all(r["source"] == "reference/h200-2026-11-29" for r in ref["bench"])
+    with pytest.raises(ValueError, match="reference='a100'"):
+        load_reference("a100")

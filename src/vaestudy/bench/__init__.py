@@ -38,6 +38,7 @@ from vaestudy.bench.planner import (
     seed_comparison,
     usable,
 )
+from vaestudy.bench.reference import FILES, REFERENCE_ROOT, load_reference, reference_dir, reference_names
 from vaestudy.bench.roofline import PEAK_SHAPES, flops_per_pixel_frame, fraction_of_peak, machine_peak
 from vaestudy.bench.runner import (
     count_flops,
