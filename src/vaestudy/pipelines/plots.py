@@ -30,15 +30,18 @@ def gantt(ax, spans: list[dict], *, title: str = "", row: float = 0.0, label_pre
 
 def queue_depths(ax, rec: dict, *, title: str = ""):
     """Depth of every queue of a two-device record over time, with drops and underruns marked."""
+    top = 1
     for name, q in rec["queues"].items():
         if not q["log"]:
             continue
         t, d = zip(*q["log"])
+        top = max(top, *d)
         ax.step(t, d, where="post", color=QUEUE_COLORS.get(name), label=f"{name} (cap {q['capacity']}, {q['policy']})")
     for t in rec.get("underrun_times", []):
         ax.axvline(t, color="#d62728", alpha=0.25, lw=1)
     ax.set_xlabel("time since capture start (s)")
     ax.set_ylabel("depth (windows; ring: frames)")
+    ax.set_ylim(0, top * 1.9)  # headroom: the legend sits above the deepest queue, never over the data
     ax.legend(fontsize=7, loc="upper right")
     if title:
         ax.set_title(title)
