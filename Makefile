@@ -55,4 +55,10 @@ report: $(VENV)/.installed
 gpu-check: $(VENV)/.installed
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
-.PHONY: venv browser test test-fast report gpu-check
+# the three figures the README shows, from the last report run (figures/ itself is not tracked)
+README_FIGURES = 07_study_guide_01.png 02_tiling_and_seams_01.png 07_study_guide_09.png
+readme-figures:
+	@for f in $(README_FIGURES); do test -f figures/$$f || { echo "figures/$$f is missing: run make report first"; exit 1; }; done
+	mkdir -p docs/figures && cp $(addprefix figures/,$(README_FIGURES)) docs/figures/
+
+.PHONY: venv browser test test-fast report gpu-check readme-figures
