@@ -14,6 +14,7 @@ from vaestudy import data
 from vaestudy import pipelines as P
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.common import clear_vae_cache, random_latent
+from vaestudy.decode.strategies import strategies_for
 from vaestudy.decode.tiled import TilePlan
 from vaestudy.guide.quality import (
     chunking_compare,
@@ -282,11 +283,10 @@ def _bikes_rgb(frames: int = 17):
 
 
 def family_strategies(family: str) -> list[str]:
-    """The strategies that make sense for a family: streaming with a cache only where there is one."""
+    """The bench strategies of the strategy table that make sense for a family: streaming with its cache where it
+    has one (naive chunks only where it has none)."""
     fam = get_family(family)
-    if fam.streamable:
-        return ["full", "tiled", "chunked", "tiled+chunked"]
-    return ["full", "tiled", "chunked-naive"]
+    return [s.name for s in strategies_for(fam, bench=True) if not (s.name == "chunked-naive" and fam.streamable)]
 
 
 def strategy_costs(family: str, frames: int, size: tuple[int, int], *, weights: str = "random",
