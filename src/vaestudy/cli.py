@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -159,44 +160,62 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_plan(args) -> int:
+DEFAULT_RESULTS = "results/bench.jsonl"  # plan's records when neither --records nor --reference is given
+REFERENCE_DIRS = (Path(__file__).resolve().parents[2] / "reference", Path.cwd() / "reference")  # checkout, then here
 
+
+def reference_records(name: str) -> Path:
+    """--reference NAME: the ``bench.jsonl`` of the folder ``reference/NAME`` of the checkout (GPU records with a
+    README giving their provenance); ValueError naming the value and the folders there are."""
+    folders = sorted({d.name for root in REFERENCE_DIRS if root.is_dir() for d in root.iterdir()
+                      if (d / "bench.jsonl").is_file()})
+    if name not in folders:
+        raise ValueError(f"reference={name!r} is not a folder of bench records in reference/; valid: "
+                         f"{', '.join(folders) or 'none (no reference/ folder found)'}")
+    return next(root / name / "bench.jsonl" for root in REFERENCE_DIRS if (root / name / "bench.jsonl").is_file())
+
+
+def cmd_plan(args) -> int:
+    # every argument is checked before the records are read and fitted
     size = parse_size(args.size)
     get_family(args.model).latent_shape(args.frames, *size)
     budget = P.parse_bytes(args.memory_budget)
     _at_least("top", args.top, 1, "rows")
-    store = ResultStore(args.results)
+    if args.reference is not None and args.results is not None:
+        raise ValueError(f"records={args.results!r} and reference={args.reference!r}: give one source of records")
+    source = reference_records(args.reference) if args.reference is not None else Path(args.results or DEFAULT_RESULTS)
+    filters = {"device": args.device, "dtype": args.dtype, "weights": args.weights, "hardware": args.hardware}
+    store = ResultStore(source)
     records = store.load()
     if not records:
-        raise ValueError(f"results={args.results!r} holds no measurements; run `vaestudy bench --out {args.results}` first")
-    cm = P.fit_cost_model(records, args.model, device=args.device, dtype=args.dtype, weights=args.weights)
-    errs = P.holdout_errors(records, args.model, device=args.device, dtype=args.dtype, weights=args.weights)
+        raise ValueError(f"records={str(source)!r} holds no measurements; run `vaestudy bench --out {source}` first")
+    cm = P.fit_cost_model(records, args.model, **filters)
+    errs = P.holdout_errors(records, args.model, **filters)
     es = P.error_summary(errs)
-    result = P.plan(cm, args.frames, size, budget, keep_output=args.keep_output)
-    n = len(P.usable(records, args.model))
-    print(f"cost model of {args.model} on {cm.device}/{cm.dtype} from {n} measurements in {args.results}; "
-          f"weights {cm.model_bytes / 2**20:.0f} MiB counted in the budget")
-    print(f"held-out (leave-one-out) prediction error over {es['n']} points: latency median {es['time_median']:.1%}, "
-          f"max {es['time_max']:.1%} ({es['time_within_25pct']:.0%} within 25%); memory median {es['memory_median']:.1%}, "
-          f"max {es['memory_max']:.1%}")
+    result = P.plan(cm, args.frames, size, budget, keep_output=args.keep_output, weights=args.target_weights)
+    print(f"records: {cm.selection.describe()} in {source}")
+    print(f"cost model of {args.model} on {cm.device}/{cm.dtype}{f' ({cm.hardware})' if cm.hardware else ''}, "
+          f"{cm.weights} weights, {cm.threads} threads; weights {cm.model_bytes / 2**20:.0f} MiB counted in the budget")
+    print(f"measured range: {P.range_text(cm.measured)}")
+    print(P.holdout_text(es))  # the range is the line above
     if args.verbose:
         for e in errs:
             print(f"  {e['label']:<34} {e['frames']:>3}x{e['size'][0]}x{e['size'][1]}  {e['seconds']:.2f} s -> "
                   f"{e['pred_seconds']:.2f} s ({e['time_err']:+.0%})"
                   + (f"  {e['bytes'] / 2**20:.0f} -> {e['pred_bytes'] / 2**20:.0f} MiB ({e['memory_err']:+.0%})"
                      if e["memory_err"] is not None else ""))
-    print(f"{'':2}{'strategy':<58} {'pred s':>8} {'pred MiB':>9}  fits {budget / 2**30:.2f} GiB")
-    for r in result["rows"][: args.top]:
-        print(f"{'*' if r is result['best'] else ' ':2}{P.describe(r):<58} {r['seconds']:>8.2f} "
-              f"{r['total_bytes'] / 2**20:>9.0f}  {'yes' if r['fits'] else 'no'}")
+    print(P.format_table(result, args.top))
+    for w in result["warnings"]:
+        print(f"warning: outside the measured range, the cost model extrapolates: {w}")
+    caveat = f"; extrapolated, see the {len(result['warnings'])} warning(s) above" if result["warnings"] else ""
     best = result["best"]
     if best is None:
-        low = min(result["rows"], key=lambda r: r["total_bytes"])
+        low = P.smallest(result)
         print(f"nothing is predicted to fit {args.memory_budget}; the smallest is {P.describe(low)} at "
-              f"{low['total_bytes'] / 2**30:.2f} GiB")
+              f"{low['total_bytes'] / 2**30:.2f} GiB{caveat}")
         return 1
     print(f"recommended: {P.describe(best)} — predicted {best['seconds']:.2f} s, "
-          f"{best['total_bytes'] / 2**30:.2f} GiB (decode {best['bytes'] / 2**30:.2f} GiB + weights)")
+          f"{best['total_bytes'] / 2**30:.2f} GiB (decode {best['bytes'] / 2**30:.2f} GiB + weights){caveat}")
     return 0
 
 
@@ -431,13 +450,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=81, help="pixel frames of the video to decode")
     p.add_argument("--size", default="480x832", help="HEIGHTxWIDTH in pixels")
     p.add_argument("--memory-budget", default="8GiB", help="weights + decode peak, with a unit: 8GiB, 512MB, 1000B")
-    p.add_argument("--results", default="results/bench.jsonl", help="bench records (JSONL) the cost model is fitted to")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--records", "--results", dest="results", default=None, metavar="PATH",
+                     help=f"bench records (JSONL) the cost model is fitted to (default: {DEFAULT_RESULTS})")
+    src.add_argument("--reference", default=None, metavar="NAME",
+                     help="fit to the GPU records shipped in reference/NAME/bench.jsonl, e.g. h200-2026-11-29")
     p.add_argument("--device", default=None, type=_device, help="plan for the records of this device (default: the only one in the results)")
+    p.add_argument("--hardware", default=None, metavar="NAME",
+                   help="only records of a card or CPU whose name contains NAME, e.g. H200 (default: the only one)")
     p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                    help="only records of this dtype (None: the only one in the results)")
-    p.add_argument("--weights", default=None, help="only records of this weight source (random, tiny, ...)")
+    p.add_argument("--weights", default=None, choices=list(WEIGHT_SOURCES),
+                   help="only records of this weight source (None: the only one in the results)")
+    p.add_argument("--target-weights", default="pretrained", choices=list(WEIGHT_SOURCES),
+                   help="the weights the planned decode uses; a network of another size than the records' "
+                        "(pretrained/random: full-size; tiny; embedded) is warned about")
     p.add_argument("--keep-output", action="store_true", help="the whole video must stay in memory")
-    p.add_argument("--top", type=int, default=8, help="candidates to print")
+    p.add_argument("--top", type=int, default=8, help="candidates to print (the recommendation is always printed)")
     p.add_argument("--verbose", action="store_true", help="print every held-out prediction")
     p.set_defaults(func=cmd_plan)
 

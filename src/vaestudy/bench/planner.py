@@ -12,6 +12,12 @@ the decoder runs (per-call overhead matters on CPU); "resident output" is what t
 a few latent frames per call: the registry's ``own_decode_calls``). A strategy with fewer than :data:`MIN_POINTS` records borrows the fit pooled
 over all strategies of the family (``source='pooled'``), and so does one whose sweep never varied
 some feature (a rank-deficient fit cannot extrapolate along it). Units: seconds, bytes, pixels.
+
+The fit knows only the shapes and the network it was measured on: :func:`fit_range` records the frames, pixels per
+frame and model size (weight source and weight bytes) of the records a fit used, and :func:`outside_range` names
+every way a request leaves that range. :func:`plan` returns those warnings with its answer; nothing is extrapolated
+silently. Records are chosen by :func:`select_records` (family, device, card, dtype, weight source), which counts
+what it left out, so a plan can say which measurements it rests on.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from vaestudy.decode.streams import chunk_plan
 from vaestudy.decode.tiled import TilePlan, default_tile_plan
 from vaestudy.devices import canonical_name, same_device
 from vaestudy.registry.families import get_family
+from vaestudy.registry.load import check_weight_source
 
 TIME_FEATURES = ("computed_pixel_frames", "decoder_calls", "const")
 MEMORY_FEATURES = ("resident_pixel_frames", "working_pixel_frames", "const")
@@ -78,6 +85,8 @@ def features(model: str, strategy: str, frames: int, size: tuple[int, int], *, c
         "working_pixel_frames": per_call_frames * area,
         "const": 1,
         "pixel_frames": frames * pixels,
+        "tiles": ntiles,  # tiles per frame (1: untiled), and latent frames per streamed call: not model features,
+        "chunk": chunk if strategy in STREAMING else None,  # they name the setup (see fit_range)
     }
 
 
@@ -143,6 +152,11 @@ class CostModel:
     model_bytes: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    hardware: str | None = None  # the card's or CPU's name (env.device_name), when the records carry it
+    weights: str | None = None  # the weight source of the records
+    threads: int | None = None
+    measured: dict | None = None  # fit_range of the records the fit used; None: unknown (a hand-built model)
+    selection: Selection | None = None
 
     def _pick(self, fits, pooled, strategy):
         f = fits.get(strategy)
@@ -168,27 +182,98 @@ def usable(records: list[dict], model: str | None = None) -> list[dict]:
     return [r for r in records if r.get("consumer") in ("keep", "discard") and (model is None or r["model"] == model)]
 
 
-def fit_cost_model(records: list[dict], model: str, *, device: str | None = None, dtype: str | None = None,
-                   weights: str | None = None) -> CostModel:
-    """Fit :class:`CostModel` for one family from benchmark records (one device, dtype, thread count and
-    weight source: a tiny config is a different network from the full-size one)."""
-    rs = usable(records, model)
+DTYPES = ("float32", "float16", "bfloat16")
+
+# The network a weight source builds: pretrained and random weights share the family's full-size config (time and
+# memory do not depend on weight values); tiny and embedded are small configs of their own.
+WEIGHT_CONFIG = {"pretrained": "full-size", "random": "full-size", "tiny": "tiny", "embedded": "embedded"}
+
+
+def hardware_of(record: dict) -> str | None:
+    """The card's or CPU's name a record was measured on (``env.device_name``), None for records without it."""
+    return (record.get("env") or {}).get("device_name")
+
+
+@dataclass
+class Selection:
+    """The records of one family a fit may use, and how many of the input were left out, by reason."""
+
+    records: list[dict]
+    total: int
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """'4 of 11 records (left out: 7 of other families)'."""
+        left = ", ".join(f"{n} {why}" for why, n in self.excluded.items() if n)
+        return f"{len(self.records)} of {self.total} records" + (f" (left out: {left})" if left else "")
+
+
+def _inventory(records: list[dict]) -> str:
+    """What a set of records holds, one entry per (device, card, dtype, weights): for error messages."""
+    counts: dict[str, int] = {}
+    for r in records:
+        k = f"{r.get('device')} {hardware_of(r) or '(card not recorded)'} {r.get('dtype')} {r.get('weights')}"
+        counts[k] = counts.get(k, 0) + 1
+    return "; ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "nothing"
+
+
+def select_records(records: list[dict], model: str, *, device: str | None = None, dtype: str | None = None,
+                   weights: str | None = None, hardware: str | None = None) -> Selection:
+    """The records of ``model`` measured on ``device`` (any spelling), on a card whose name contains ``hardware``
+    (case-insensitive, e.g. 'H200'), in ``dtype`` with ``weights``; None keeps every value. Video-consumer records
+    never count (encoding is not decode). ValueError naming a filter that is not valid."""
+    get_family(model)
     if device is not None:
-        rs = [r for r in rs if same_device(r["device"], device)]
-    if dtype is not None:
-        rs = [r for r in rs if r["dtype"] == dtype]
+        device = canonical_name(device)
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not a dtype of the records; valid: {', '.join(DTYPES)}")
     if weights is not None:
-        rs = [r for r in rs if r.get("weights") == weights]
+        check_weight_source(weights)
+    if hardware is not None and not str(hardware).strip():
+        raise ValueError(f"hardware={hardware!r} must name (part of) a card or CPU, e.g. 'H200'")
+    reasons = {"video-consumer records": lambda r: r.get("consumer") in ("keep", "discard"),
+               "of other families": lambda r: r.get("model") == model}
+    if device is not None:
+        reasons[f"from devices other than {device}"] = lambda r: same_device(r["device"], device)
+    if hardware is not None:
+        reasons[f"from cards not matching {hardware.strip()!r}"] = \
+            lambda r: hardware.strip().lower() in (hardware_of(r) or "").lower()
+    if dtype is not None:
+        reasons[f"in dtypes other than {dtype}"] = lambda r: r.get("dtype") == dtype
+    if weights is not None:
+        reasons[f"with weights other than {weights}"] = lambda r: r.get("weights") == weights
+    rs, excluded = list(records), {}
+    for why, keep in reasons.items():
+        kept = [r for r in rs if keep(r)]
+        excluded[why] = len(rs) - len(kept)
+        rs = kept
+    return Selection(rs, len(records), excluded)
+
+
+def fit_cost_model(records: list[dict], model: str, *, device: str | None = None, dtype: str | None = None,
+                   weights: str | None = None, hardware: str | None = None) -> CostModel:
+    """Fit :class:`CostModel` for one family from benchmark records (one device, card, dtype, thread count and
+    weight source: a tiny config is a different network from the full-size one; records of two named cards at the
+    same device index are two devices). ValueError when the filters leave nothing, or what they leave is mixed."""
+    sel = select_records(records, model, device=device, dtype=dtype, weights=weights, hardware=hardware)
+    rs = sel.records
     if not rs:
-        raise ValueError(f"no usable benchmark records for model={model!r} (device={device}, dtype={dtype}, "
-                         f"weights={weights})")
+        raise ValueError(f"no usable benchmark records for model={model!r} (device={device}, hardware={hardware}, "
+                         f"dtype={dtype}, weights={weights}); the {model} records hold: "
+                         f"{_inventory(usable(records, model))}")
     combos = {(canonical_name(r["device"]), r["dtype"], r.get("env", {}).get("threads"), r.get("weights")) for r in rs}
     if len(combos) > 1:
         raise ValueError(f"records mix (device, dtype, threads, weights) {sorted(map(str, combos))}; "
                          f"pass device=, dtype= and weights=")
+    cards = sorted({h for h in map(hardware_of, rs) if h})  # records without a name (older ones) join any: kept
+    if len(cards) > 1:
+        raise ValueError(f"records mix hardware {cards} at device {canonical_name(rs[0]['device'])}; pass hardware= "
+                         f"(part of one name)")
     feats = [record_features(r) for r in rs]
     cm = CostModel(model=model, device=canonical_name(rs[0]["device"]), dtype=rs[0]["dtype"],
-                   model_bytes=max((r.get("model_bytes") or 0) for r in rs))
+                   model_bytes=max((r.get("model_bytes") or 0) for r in rs),
+                   hardware=cards[0] if cards else None, weights=rs[0].get("weights"),
+                   threads=rs[0].get("env", {}).get("threads"), measured=fit_range(rs), selection=sel)
     cm.pooled_time = fit_linear(feats, [_measured(r)[0] for r in rs], TIME_FEATURES, "pooled")
     mem_rows = [(f, r) for f, r in zip(feats, rs) if r.get("peak_bytes") is not None]
     if mem_rows:
@@ -204,18 +289,117 @@ def fit_cost_model(records: list[dict], model: str, *, device: str | None = None
     return cm
 
 
+# ---------------------------------------------------------------------------------------------
+# the measured range: where a fit is an interpolation
+# ---------------------------------------------------------------------------------------------
+def fit_range(records: list[dict]) -> dict:
+    """What the records span: ``frames`` and ``pixels`` (per frame) as (min, max), the ``sizes`` (H, W) measured,
+    the ``weights`` sources, their ``configs`` (:data:`WEIGHT_CONFIG`) and ``model_bytes`` (min, max; None when no
+    record has it). ValueError on no records."""
+    if not records:
+        raise ValueError("fit_range needs at least one record (got none)")
+    frames = [int(r["frames"]) for r in records]
+    sizes = sorted({(int(r["size"][0]), int(r["size"][1])) for r in records})
+    pixels = [h * w for h, w in sizes]
+    weights = sorted({r.get("weights") for r in records if r.get("weights")})
+    mb = [r["model_bytes"] for r in records if r.get("model_bytes")]
+    return {"n": len(records), "frames": (min(frames), max(frames)), "pixels": (min(pixels), max(pixels)),
+            "sizes": sizes, "weights": weights, "configs": sorted({WEIGHT_CONFIG.get(w, w) for w in weights}),
+            "model_bytes": (min(mb), max(mb)) if mb else None,
+            "setups": sorted({setup(r["strategy"], record_features(r)) for r in records}, key=str)}
+
+
+def setup(strategy: str, feats: dict) -> tuple[str, int | None, int]:
+    """(strategy, latent frames per streamed call or None, tiles per frame): what a candidate shares with a record
+    when the same decode was measured (features from :func:`features`)."""
+    return strategy, feats["chunk"], feats["tiles"]
+
+
+def setup_text(key: tuple[str, int | None, int]) -> str:
+    strategy, chunk, tiles = key
+    return strategy + (f" chunk={chunk}" if chunk is not None else "") + (f" {tiles} tiles" if tiles > 1 else "")
+
+
+def unmeasured_setup(row: dict, rng: dict) -> str | None:
+    """A sentence when the setup of plan row ``row`` (strategy, chunk, tile count) was never measured, so its
+    prediction extrapolates along chunk size or tile count even inside the frames and pixels measured; else None."""
+    key = (row["strategy"], row.get("chunk"), row.get("tiles", 1))
+    if key in rng["setups"]:
+        return None
+    return (f"setup: {setup_text(key)} was never measured; the records hold "
+            f"{', '.join(setup_text(k) for k in rng['setups'])}")
+
+
+def _span(lo, hi, fmt=str) -> str:
+    return f"only {fmt(lo)}" if lo == hi else f"{fmt(lo)} to {fmt(hi)}"
+
+
+def range_text(rng: dict) -> str:
+    """The measured range in words: 'frames 81, 480x832 (399,360 px per frame), random weights (full-size, 242 MiB)'."""
+    sizes = ", ".join(f"{h}x{w}" for h, w in rng["sizes"])
+    lo, hi = rng["frames"]
+    plo, phi = rng["pixels"]
+    px = f"{plo:,}" if plo == phi else f"{plo:,} to {phi:,}"
+    model = f"{'/'.join(rng['weights']) or 'unrecorded'} weights ({'/'.join(rng['configs']) or 'config unknown'}"
+    if rng["model_bytes"]:
+        mlo, mhi = rng["model_bytes"]
+        model += f", {mlo / 2**20:.1f} MiB" if mlo == mhi else f", {mlo / 2**20:.1f} to {mhi / 2**20:.1f} MiB"
+    return f"frames {lo if lo == hi else f'{lo} to {hi}'}, {sizes} ({px} px per frame), {model})"
+
+
+def outside_range(request: dict, rng: dict) -> list[str]:
+    """One sentence per way ``request`` lies outside the measured range ``rng`` (:func:`fit_range`); [] inside it.
+
+    ``request``: ``frames`` (pixel frames), ``size`` (H, W) in pixels, optionally ``weights`` (the weight source the
+    planned decode uses) and ``model_bytes``. Each sentence names the request's value and the measured range.
+    """
+    missing = [k for k in ("frames", "size") if k not in request]
+    if missing:
+        raise ValueError(f"request={request!r} lacks {missing}; it needs frames (pixel frames) and size (H, W)")
+    frames, size = request["frames"], request["size"]
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"request frames={frames!r} must be a positive whole number of pixel frames")
+    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in size):
+        raise ValueError(f"request size={size!r} must be (height, width), two positive whole numbers of pixels")
+    out = []
+    lo, hi = rng["frames"]
+    if not lo <= frames <= hi:
+        out.append(f"frames: the request's {frames} frames lie outside the measured range ({_span(lo, hi)} frames)")
+    h, w = size
+    lo, hi = rng["pixels"]
+    if not lo <= h * w <= hi:
+        sizes = ", ".join(f"{a}x{b}" for a, b in rng["sizes"])
+        out.append(f"pixels per frame: the request's {h}x{w} = {h * w:,} px lies outside the measured range "
+                   f"({_span(lo, hi, lambda v: f'{v:,}')} px: {sizes})")
+    weights = request.get("weights")
+    if weights is not None:
+        check_weight_source(weights)
+        config = WEIGHT_CONFIG[weights]
+        if config not in rng["configs"]:
+            measured = ", ".join(f"{w} ({WEIGHT_CONFIG.get(w, w)})" for w in rng["weights"]) or "no weight source"
+            out.append(f"model size: the request decodes {weights} weights (the {config} network); the fit measured "
+                       f"only {measured} weights")
+    mb = request.get("model_bytes")
+    if mb is not None and rng["model_bytes"] and not rng["model_bytes"][0] <= mb <= rng["model_bytes"][1]:
+        lo, hi = rng["model_bytes"]
+        out.append(f"model size: the request's {mb / 2**20:.1f} MiB of weights lie outside the measured range "
+                   f"({_span(lo, hi, lambda v: f'{v / 2**20:.1f}')} MiB)")
+    return out
+
+
 def record_params(r: dict) -> dict:
     return {"chunk": r.get("chunk"), "tile": r.get("tile"), "overlap": r.get("overlap"),
             "consumer": r.get("consumer", "keep")}
 
 
 def holdout_errors(records: list[dict], model: str, **kw) -> list[dict]:
-    """Leave-one-out: predict every record from a model fitted without it.
+    """Leave-one-out: predict every record that :func:`select_records` keeps (``kw``: its filters) from a model
+    fitted without it. The points lie inside the measured range, so this error says nothing about a request outside it.
 
     Rows: label, measured and predicted seconds/bytes, relative errors (pred/meas - 1).
     """
 
-    rs = usable(records, model)
+    rs = select_records(records, model, **kw).records  # only the records the fit may use are predicted
     out = []
     for i, r in enumerate(rs):
         rest = rs[:i] + rs[i + 1:]
@@ -243,6 +427,15 @@ def error_summary(errors: list[dict]) -> dict:
             "memory_median": float(np.median(me)) if me else math.nan, "memory_max": max(me) if me else math.nan}
 
 
+def holdout_text(summary: dict, rng: dict | None = None) -> str:
+    """The fit-quality sentence: a leave-one-out error, valid within the measured range only (named when known)."""
+    where = f" ({range_text(rng)})" if rng else ""
+    return (f"held-out (leave-one-out) prediction error over {summary['n']} measured points, within the measured "
+            f"range only{where}: latency median {summary['time_median']:.1%}, max {summary['time_max']:.1%} "
+            f"({summary['time_within_25pct']:.0%} within 25%); memory median {summary['memory_median']:.1%}, "
+            f"max {summary['memory_max']:.1%}. Outside that range this error does not apply")
+
+
 # ---------------------------------------------------------------------------------------------
 # planning
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +443,7 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30}
 
 
-def parse_bytes(text: str | int | float) -> int:
+def parse_bytes(text: str | float) -> int:
     """'8GiB', '512MB', '1.5g', 1000 → bytes; ValueError naming the value otherwise."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if text <= 0:
@@ -304,21 +497,40 @@ def candidates(model: str, frames: int, size: tuple[int, int], strategies, *, ov
 
 
 def plan(cm: CostModel, frames: int, size: tuple[int, int], budget_bytes: int, *, keep_output: bool = False,
-         strategies=None, overlap: int = 2) -> dict:
+         strategies=None, overlap: int = 2, weights: str | None = None) -> dict:
     """Fastest candidate predicted to fit ``budget_bytes`` (weights + decode peak).
 
-    Returns {"best": row or None, "rows": every candidate sorted by predicted seconds}.
+    ``weights``: the weight source the planned decode uses (None: the records' own), checked against the size of
+    the network measured. Returns {"best": row or None, "rows": every candidate sorted by predicted seconds (each
+    with ``measured``: whether its setup was measured), "budget_bytes", "warnings": one sentence per way the request
+    leaves the measured range (:func:`outside_range`), and one more when the recommended setup was never measured}.
     """
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)) or budget_bytes <= 0:
+        raise ValueError(f"budget_bytes={budget_bytes!r} must be a positive whole number of bytes "
+                         f"(parse_bytes('8GiB') gives one)")
     get_family(cm.model).latent_shape(frames, *size)  # validates
+    if weights is not None:
+        check_weight_source(weights)
+    warnings = outside_range({"frames": frames, "size": tuple(size), "weights": weights}, cm.measured) \
+        if cm.measured else []
     strategies = strategies or sorted(set(cm.time) | {"full"})
     rows = []
     for c in candidates(cm.model, frames, size, strategies, overlap=overlap, keep_output=keep_output):
         params = {k: c[k] for k in ("chunk", "tile", "overlap", "consumer")}
         p = cm.predict(c["strategy"], frames, size, **params)
-        rows.append({**c, **p, "fits": p["total_bytes"] <= budget_bytes})
+        key = setup(c["strategy"], features(cm.model, c["strategy"], frames, size, **params))
+        rows.append({**c, **p, "tiles": key[2], "fits": p["total_bytes"] <= budget_bytes,
+                     "measured": (key in cm.measured["setups"]) if cm.measured else None})
     rows.sort(key=lambda r: r["seconds"])
     best = next((r for r in rows if r["fits"]), None)
-    return {"best": best, "rows": rows, "budget_bytes": budget_bytes}
+    if best is not None and cm.measured and not best["measured"]:
+        warnings.append(unmeasured_setup(best, cm.measured))
+    return {"best": best, "rows": rows, "budget_bytes": budget_bytes, "warnings": warnings}
+
+
+def smallest(result: dict) -> dict:
+    """The candidate of :func:`plan`'s result predicted to need the least memory (weights included)."""
+    return min(result["rows"], key=lambda r: r["total_bytes"])
 
 
 def describe(row: dict) -> str:
@@ -333,16 +545,55 @@ def describe(row: dict) -> str:
     return ", ".join(parts)
 
 
-def plan_text(cm: CostModel, frames: int, size: tuple[int, int], budget_bytes: int, *, keep_output: bool = False) -> str:
-    """The planner's answer in one sentence (what the widget shows and the tests check)."""
-    res = plan(cm, frames, size, budget_bytes, keep_output=keep_output)
+def table_rows(result: dict, top: int) -> list[dict]:
+    """The rows a plan table shows: the ``top`` fastest, plus the recommendation (or, when nothing fits, the
+    smallest candidate) wherever it ranks, so the answer is always a row of the table; in order of predicted time."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top={top!r} must be a whole number of rows >= 1")
+    rows = result["rows"]
+    answer = result["best"] if result["best"] is not None else (smallest(result) if rows else None)
+    shown = rows[:top]
+    if answer is not None and not any(r is answer for r in shown):
+        shown = shown + [answer]
+    return shown
+
+
+def format_table(result: dict, top: int) -> str:
+    """The plan as a table: strategy, predicted seconds and MiB (weights included), whether it fits the budget and
+    whether its setup was measured (? : unknown); ``*`` marks the recommendation; a line counts the rows skipped
+    between the ``top`` fastest and it."""
+    budget = result["budget_bytes"]
+    shown = table_rows(result, top)
+    width = max([len("strategy")] + [len(describe(r)) for r in shown])
+    fits = f"fits {budget / 2**30:.2f} GiB"
+    lines = [f"{'':2}{'strategy':<{width}} {'pred s':>8} {'pred MiB':>9}  {fits:>13}  setup measured"]
+    rank = {id(r): i for i, r in enumerate(result["rows"])}
+    prev = -1
+    for r in shown:
+        i = rank[id(r)]
+        if i > prev + 1:
+            lines.append(f"  ... {i - prev - 1} faster candidates, none of them fits")
+        prev = i
+        seen = {True: "yes", False: "no", None: "?"}[r.get("measured")]
+        lines.append(f"{'*' if r is result['best'] else ' ':2}{describe(r):<{width}} {r['seconds']:>8.2f} "
+                     f"{r['total_bytes'] / 2**20:>9.0f}  {'yes' if r['fits'] else 'no':>13}  {seen}")
+    return "\n".join(lines)
+
+
+def plan_text(cm: CostModel, frames: int, size: tuple[int, int], budget_bytes: int, *, keep_output: bool = False,
+              weights: str | None = None) -> str:
+    """The planner's answer in one sentence (what the widget shows and the tests check), then one warning line
+    per way the request leaves the measured range (``weights``: as in :func:`plan`)."""
+    res = plan(cm, frames, size, budget_bytes, keep_output=keep_output, weights=weights)
     b = res["best"]
     where = f"{frames} frames at {size[0]}x{size[1]} within {budget_bytes / 2**30:.2f} GiB"
     if b is None:
-        low = min(res["rows"], key=lambda r: r["total_bytes"])
-        return f"{where}: nothing is predicted to fit (smallest: {describe(low)}, {low['total_bytes'] / 2**30:.2f} GiB)"
-    return (f"{where}: {describe(b)} — predicted {b['seconds']:.2f} s, "
-            f"{b['total_bytes'] / 2**30:.2f} GiB with weights")
+        low = smallest(res)
+        text = f"{where}: nothing is predicted to fit (smallest: {describe(low)}, {low['total_bytes'] / 2**30:.2f} GiB)"
+    else:
+        text = (f"{where}: {describe(b)} — predicted {b['seconds']:.2f} s, "
+                f"{b['total_bytes'] / 2**30:.2f} GiB with weights")
+    return "\n".join([text] + [f"warning, extrapolated: {w}" for w in res["warnings"]])
 
 
 # ---------------------------------------------------------------------------------------------
