@@ -62,6 +62,9 @@ def test_report_renders_pages_and_names_the_failing_cell(tmp_path, capsys):
     index = (root / "reports" / "index.html").read_text()
     assert "01_good" in index and "FAILED" in index and "torch" in index
     assert list((root / "figures").glob("01_good_*.png"))  # out_dir defaults to the checkout
+    # the front page: the good notebook's key figure from the page's folder, the failed one's failing cell
+    assert "<img src='../figures/01_good_01.png'" in index
+    assert "The failing cell, In [" in index and "raise RuntimeError(&#x27;boom&#x27;)" in index
 
 
 @slow

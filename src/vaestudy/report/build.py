@@ -100,8 +100,8 @@ def build_report(*, model: str | None = None, weights: str | None = None, device
     env = environment(device or "cpu")  # the one environment summary, as every bench record carries it
     env["notebooks at once"] = jobs
     total = time.perf_counter() - t_start
-    _write_index(reports / "index.html", rows, env, params, total)
-    _write_summary(reports / "summary.json", rows, env, params, total)
+    _write_index(reports / "index.html", rows, env, params, total, build=build, figures=figures)
+    _write_summary(reports / "summary.json", rows, env, params, total, build=build, figures=figures)
     print(f"[report] wrote {reports / 'index.html'}")
     if failures:
         print("[report] failed notebooks:\n  " + "\n  ".join(failures))

@@ -15,22 +15,35 @@ from pathlib import Path
 from vaestudy.report.execute import INLINE_BACKEND
 
 
-def _export_figures(nb, stem: str, figures: Path) -> int:
-    """Write every PNG/SVG output of an executed notebook into figures/ as STEM_NN.png|svg; returns the count."""
-    for old in (*figures.glob(f"{stem}_[0-9][0-9].png"), *figures.glob(f"{stem}_[0-9][0-9].svg")):
-        old.unlink()  # a figure the notebook no longer draws must not linger
+def figure_outputs(nb):
+    """Yield (number, cell, output data) for each figure (PNG or SVG output) of an executed notebook, numbered
+    1, 2, ... in page order: the numbers of the files ``_export_figures`` writes (``figure_file``)."""
     n = 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             if "image/png" in data or "image/svg+xml" in data:
                 n += 1
-            if "image/png" in data:
-                (figures / f"{stem}_{n:02d}.png").write_bytes(base64.b64decode(data["image/png"]))
-            if "image/svg+xml" in data:
-                svg = data["image/svg+xml"]
-                (figures / f"{stem}_{n:02d}.svg").write_text("".join(svg) if isinstance(svg, list) else svg,
-                                                              encoding="utf-8")
+                yield n, cell, data
+
+
+def figure_file(stem: str, number: int, ext: str) -> str:
+    """The file name of a notebook's figure ``number`` in figures/: STEM_NN.png or STEM_NN.svg."""
+    return f"{stem}_{number:02d}.{ext}"
+
+
+def _export_figures(nb, stem: str, figures: Path) -> int:
+    """Write every PNG/SVG output of an executed notebook into figures/ as STEM_NN.png|svg; returns the count."""
+    for old in (*figures.glob(f"{stem}_[0-9][0-9].png"), *figures.glob(f"{stem}_[0-9][0-9].svg")):
+        old.unlink()  # a figure the notebook no longer draws must not linger
+    n = 0
+    for n, _, data in figure_outputs(nb):
+        if "image/png" in data:
+            (figures / figure_file(stem, n, "png")).write_bytes(base64.b64decode(data["image/png"]))
+        if "image/svg+xml" in data:
+            svg = data["image/svg+xml"]
+            (figures / figure_file(stem, n, "svg")).write_text("".join(svg) if isinstance(svg, list) else svg,
+                                                               encoding="utf-8")
     return n
 
 
