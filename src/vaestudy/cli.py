@@ -1,4 +1,8 @@
-"""``vaestudy`` command line: thin wrappers over the package (each subcommand one function)."""
+"""``vaestudy`` command line: thin wrappers over the package (each subcommand one function).
+
+Longer than 500 lines for a reason: it is the only place that parses strings, so every subcommand's options, their
+help and defaults, and their checks before any model loads sit here, one block per subcommand.
+"""
 
 from __future__ import annotations
 

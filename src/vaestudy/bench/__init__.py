@@ -14,29 +14,45 @@ from vaestudy.bench.config import (
     validate_config,
 )
 from vaestudy.bench.consumers import DiscardConsumer, KeepConsumer, VideoConsumer, open_consumer
-from vaestudy.bench.environment import cpu_model_name, device_name, environment, utc_now
-from vaestudy.bench.memory import M_MMAP_THRESHOLD, PeakMemory, exact_rss, measure_peak
-from vaestudy.bench.planner import (
+from vaestudy.bench.costmodel import (
     MEMORY_FEATURES,
     MIN_POINTS,
-    SEED_CLAIMS,
     TIME_FEATURES,
+    WEIGHT_CONFIG,
     CostModel,
     LinearFit,
-    candidates,
-    describe,
+    Selection,
     error_summary,
     features,
     fit_cost_model,
     fit_linear,
+    fit_range,
+    hardware_of,
     holdout_errors,
+    holdout_text,
+    outside_range,
+    range_text,
+    record_features,
+    record_params,
+    select_records,
+    setup,
+    setup_text,
+    unmeasured_setup,
+    usable,
+)
+from vaestudy.bench.environment import cpu_model_name, device_name, environment, utc_now
+from vaestudy.bench.memory import M_MMAP_THRESHOLD, PeakMemory, exact_rss, measure_peak
+from vaestudy.bench.planner import (
+    SEED_CLAIMS,
+    candidates,
+    describe,
+    format_table,
     parse_bytes,
     plan,
     plan_text,
-    record_features,
-    record_params,
     seed_comparison,
-    usable,
+    smallest,
+    table_rows,
 )
 from vaestudy.bench.reference import FILES, REFERENCE_ROOT, load_reference, reference_dir, reference_names
 from vaestudy.bench.roofline import PEAK_SHAPES, flops_per_pixel_frame, fraction_of_peak, machine_peak

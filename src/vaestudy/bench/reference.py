@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 from vaestudy.bench.roofline import fraction_of_peak
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[3] / "reference"
