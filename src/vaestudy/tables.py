@@ -39,7 +39,7 @@ def _cell(v: Any, spec: str, digits: int) -> str:
     return str(v)
 
 
-def format_table(rows: Sequence[dict], columns: Sequence[str | Col] | None = None, *, digits: int = 2,
+def format_table(rows: Sequence[dict], columns: Sequence[str | Col] | None = None, digits: int = 2, *,
                  markdown: bool = False) -> str:
     """``rows`` as a table of ``columns`` (default: the first row's keys); Markdown with ``markdown``."""
     if not rows and not columns:
