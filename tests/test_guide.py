@@ -1,17 +1,20 @@
 """The study guide's helpers: the claims table, verdicts, compression arithmetic, stage profile, the ready-to-run
 experiments."""
 
-import ast
 import importlib
+import math
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from vaestudy import guide as G
+from vaestudy.bench import planner
+from vaestudy.bench.reference import reference_names
 from vaestudy.cli import build_parser
 from vaestudy.guide import sources, study, summary
 from vaestudy.registry import FAMILIES, ROLES, exemplar
@@ -55,14 +58,106 @@ def test_a_claim_that_names_a_family_says_which_registry_family_it_concerns():
                 assert c.family == family, (c.key, c.claim)
 
 
+def _stub_study(**change) -> SimpleNamespace:
+    """The fields of a Study that claims() reads, shaped like a FAST CPU run (no model is loaded): the rows'
+    logic can then be tested in milliseconds, and a number moved across a threshold."""
+    fam = lambda key: sources.source_claim(key).family
+    runs = lambda m: {"median": m, "min": m, "max": m}
+    costs = {(fam("tiled-slower"), "full"): {"wall_s": runs(1.0)}, (fam("tiled-slower"), "tiled"): {"wall_s": runs(2.3)}}
+    st = SimpleNamespace(
+        device="cpu", repeats=1, cost_size=(32, 32),
+        cache_demo={"cache_max": 0.0, "naive_max": 0.49, "cache_first_s": 0.07, "full_s": 1.0},
+        norms=[{"family": study.GROUPNORM_FAMILY, "what": "chunks of 2 latent frames (cache)", "setting": "own norm",
+                "max_abs": 0.03}],
+        family_costs={fam("vae-only-memory"): {"flops_per_px": 8.5e6, "parameters": 127e6}},
+        overlap_measured={"contention": 0.55, "gain": 0.35, "bound_gain": 0.91},
+        bpp=[{"height": 144, "bpp": 0.083}, {"height": 272, "bpp": 0.060}],
+        latent_pack=[SimpleNamespace(method="zstd", nbytes=928, raw_nbytes=1000)],
+        flicker=[{"strategy": "chunked-naive", "hf_share": 0.083, "spike_ratio": 2.5},
+                 {"strategy": "chunked", "hf_share": 0.057, "spike_ratio": 1.3},
+                 {"strategy": "source clip", "adjacent_ssim_mean": 0.79, "spike_ratio": 0.8},
+                 {"strategy": "chunked-window (pixel grid)", "spike_ratio": 1.43},
+                 {"strategy": "chunked-window (latent grid)", "spike_ratio": 1.54}],
+        halo_split={"halos": (2, 3), 2: {"psnr_db": 53.2, "max_abs": 0.079}, 3: {"psnr_db": 69.2, "max_abs": 0.01}},
+        receptive={"rf": {"radii": {0.5: 2, 0.9: 4, 0.99: 5}, "latent_size": (3, 12, 12)}},
+        decode_bytes_per_px={"family": fam("decode-bytes-per-pixel"), "bytes_per_pixel_frame": 237.0,
+                             "dtype": "float32"},
+        cost=lambda family, strategy: costs[(family, strategy)])
+    for k, v in change.items():
+        setattr(st, k, v)
+    return st
+
+
+def _rows(**change) -> dict[str, dict]:
+    return {r["key"]: r for r in G.claims(_stub_study(**change))}
+
+
 def test_claims_computes_every_row_of_the_table_once_in_its_order():
-    tree = ast.parse(Path(claims_module.__file__).read_text())
-    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_claim"
-                    and n.args and isinstance(n.args[0], ast.Constant)), key=lambda n: (n.lineno, n.col_offset))
-    keys = [n.args[0].value for n in calls]  # in source order
-    # one call per key, except the timing row, which has a second wording when FAST=False measures 3 repeats
-    assert list(dict.fromkeys(keys)) == list(sources.SOURCE_CLAIMS)
-    assert [k for k in keys if keys.count(k) > 1] == ["tiled-slower", "tiled-slower"]
+    rows = G.claims(_stub_study())
+    assert [r["key"] for r in rows] == list(sources.SOURCE_CLAIMS)
+    assert all(r["claim"] == sources.source_claim(r["key"]).claim for r in rows)
+
+
+def test_every_row_has_a_valid_evidence_class():
+    for c in sources.SOURCE_CLAIMS.values():
+        assert c.evidence in sources.EVIDENCE, c
+        assert (c.reference is not None) == (c.evidence == "gpu-reference"), c
+    rows = G.claims(_stub_study())
+    assert {r["evidence"] for r in rows} <= set(sources.EVIDENCE)
+    assert all(r["class"] == sources.EVIDENCE[r["evidence"]] for r in rows)
+
+
+def test_re_derived_rows_carry_no_measurement():
+    rows = [r for r in G.claims(_stub_study()) if r["evidence"] == "re-derived"]
+    assert rows
+    for r in rows:
+        assert r["measured"] is None and r["reference"] is None and not r["timed"], r["key"]
+        assert math.isfinite(r["derived"]), r["key"]
+
+
+def test_measured_rows_that_judge_carry_a_measured_number():
+    for r in G.claims(_stub_study()):
+        if r["evidence"] in ("measured-here", "gpu-reference") and r["verdict"] != "cannot test here":
+            assert math.isfinite(r["measured"]) and r["derived"] is None, r["key"]
+        if r["evidence"] == "not-measured":
+            assert r["verdict"] == "cannot test here" and r["measured"] is None, r["key"]
+
+
+def test_gpu_rows_name_their_reference_and_are_labelled_as_not_this_machine():
+    rows = [r for r in G.claims(_stub_study()) if r["evidence"] == "gpu-reference"]
+    # 000's chunk time and 001's VAE-only memory are judged from the records that name them
+    assert {"decode-per-chunk", "vae-only-memory", "sglang-baseline"} <= {r["key"] for r in rows}
+    for r in rows:
+        assert r["reference"] == sources.source_claim(r["key"]).reference
+        assert r["reference"] in reference_names(), r  # shipped in reference/
+        assert r["reference"] in r["found"] and "not this machine" in r["found"], r["found"]
+        assert r["verdict"] != "cannot test here" and not r["timed"], r["key"]  # fixed records: stable verdicts
+
+
+def test_gpu_rows_without_their_reference_cannot_be_tested(monkeypatch):
+    def missing(name):
+        raise ValueError(f"reference={name!r} is not shipped")
+
+    monkeypatch.setattr(claims_module, "load_reference", missing)
+    for r in G.claims(_stub_study()):
+        if r["evidence"] == "gpu-reference":
+            assert r["verdict"] == "cannot test here" and r["reference"] in r["found"], r
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"evidence": "re-derived", "measured": 1.0, "derived": 1.0}, "carries no measurement"),
+    ({"evidence": "re-derived", "derived": None}, "carries the number it re-derived"),
+    ({"evidence": "measured-here", "measured": None}, "carries a measured number"),
+    ({"evidence": "measured-here", "measured": math.nan}, "carries a measured number"),
+    ({"evidence": "gpu-reference", "measured": 1.0, "reference": None}, "names its reference"),
+    ({"evidence": "gpu-reference", "measured": 1.0, "reference": "h200", "found": "no name"}, "names its reference"),
+    ({"evidence": "not-measured"}, "carries no number and no verdict"),
+    ({"evidence": "guessed"}, "evidence='guessed'"),
+])
+def test_a_row_whose_evidence_does_not_hold_is_refused(row, match):
+    base = {"key": "k", "verdict": "agrees", "measured": None, "derived": None, "reference": None, "found": "x"}
+    with pytest.raises(ValueError, match=match):
+        claims_module.check_row({**base, **row})
 
 
 @pytest.mark.parametrize("change, match", [
@@ -74,6 +169,19 @@ def test_a_bad_claims_row_is_refused(change, match):
     bad = text.replace(change, change.replace('"000"', '"999"').replace('"wan2.1"', '"nosuch"'), 1)
     with pytest.raises(ValueError, match=match):
         sources.read_claims_table(bad)
+
+
+@pytest.mark.parametrize("change, to, match", [
+    ('evidence = "re-derived"', 'evidence = "guessed"', "evidence='guessed'"),
+    ('evidence = "measured-here"', 'evidence = "measured-here"\nreference = "h200-2026-11-29"', "only such a row"),
+    ('reference = "h200-2026-11-29"', '', "names its reference folder"),
+    (', short = "topic page"', '', "lacks \\['short'\\]"),
+])
+def test_a_row_without_a_valid_evidence_class_is_refused(change, to, match):
+    text = resources.files("vaestudy.guide").joinpath(sources.CLAIMS_TABLE_FILE).read_text("utf-8")
+    assert change in text
+    with pytest.raises(ValueError, match=match):
+        sources.read_claims_table(text.replace(change, to, 1))
 
 
 def test_a_repeated_or_unknown_claim_key_is_refused():
@@ -96,15 +204,90 @@ def test_the_study_picks_its_families_by_role_from_the_registry():
 
 
 def test_verdicts_are_checked():
-    assert claims_module._row("000", "c", "m", "agrees")["verdict"] == "agrees"
+    assert claims_module.make_row("storage-ratio", "m", ("agrees", ""), derived=0.88)["verdict"] == "agrees"
     with pytest.raises(ValueError, match="verdict='maybe'"):
-        claims_module._row("000", "c", "m", "maybe")
+        claims_module.make_row("storage-ratio", "m", ("maybe", ""), derived=0.88)
 
 
-def test_verdict_counts_cover_every_row():
-    row = claims_module._row
-    rows = [row("000", "a", "", "agrees"), row("002", "b", "", "disagrees"), row("004", "c", "", "agrees")]
-    assert G.verdict_counts(rows) == {"agrees": 2, "disagrees": 1, "cannot test here": 0}
+def test_verdict_counts_cover_every_row_per_class():
+    rows = G.claims(_stub_study())
+    total = G.verdict_counts(rows)
+    by = G.verdict_counts(rows, by="evidence")
+    assert list(by) == list(sources.EVIDENCE) and sum(total.values()) == len(rows)
+    for v in G.VERDICTS:  # the classes partition the rows
+        assert sum(c[v] for c in by.values()) == total[v]
+    table = claims_module.verdict_table(rows)
+    assert [t["class"] for t in table] == [*sources.EVIDENCE.values(), "all"] and table[-1]["rows"] == len(rows)
+    with pytest.raises(ValueError, match="by='source'"):
+        G.verdict_counts(rows, by="source")
+
+
+T = claims_module.THRESHOLDS
+
+
+@pytest.mark.parametrize("judge, below, above", [
+    # (the judge at a number just inside its threshold, just outside), each threshold read from THRESHOLDS
+    (lambda x: claims_module.judge_close(x, 100.0), 100 * (1 + T["rederived_rel"]) - 1e-6,
+     100 * (1 + T["rederived_rel"]) + 1e-6),
+    (lambda x: claims_module.judge_close(x, 100.0), 100 * (1 - T["rederived_rel"]) + 1e-6,
+     100 * (1 - T["rederived_rel"]) - 1e-6),
+    (lambda x: claims_module.judge_factor(x, 0.107), 0.107 * T["gpu_factor"] - 1e-9, 0.107 * T["gpu_factor"] + 1e-9),
+    (lambda x: claims_module.judge_factor(x, 0.107), 0.107 / T["gpu_factor"] + 1e-9, 0.107 / T["gpu_factor"] - 1e-9),
+    (claims_module.judge_exact, T["exact_abs"] * 0.99, T["exact_abs"]),
+    (lambda x: claims_module.judge_below(x, T["far_less_share"]), T["far_less_share"] - 1e-9, T["far_less_share"]),
+    (lambda x: claims_module.judge_in_range(x, 350, 750), 350, 349.9),
+])
+def test_a_verdict_flips_where_its_number_crosses_the_threshold(judge, below, above):
+    assert judge(below)[0] == "agrees"
+    verdict, why = judge(above)
+    assert verdict == "disagrees" and why  # with a reason naming the numbers
+
+
+def test_slower_needs_runs_apart():
+    runs = lambda lo, hi: {"min": lo, "median": (lo + hi) / 2, "max": hi}
+    need = int(T["min_repeats"])
+    assert claims_module.judge_slower(runs(2, 3), runs(1, 1.5), need)[0] == "agrees"
+    assert claims_module.judge_slower(runs(1, 1.5), runs(2, 3), need)[0] == "disagrees"
+    assert claims_module.judge_slower(runs(1, 2.5), runs(2, 3), need)[0] == "cannot test here"  # ranges overlap
+    assert claims_module.judge_slower(runs(2, 3), runs(1, 1.5), need - 1)[0] == "cannot test here"  # no spread
+
+
+def test_row_verdicts_follow_their_numbers_across_the_thresholds(monkeypatch):
+    demo = {"cache_max": 0.0, "naive_max": 0.49, "cache_first_s": 0.07, "full_s": 1.0}
+    assert _rows(cache_demo=demo)["cached-stream"]["verdict"] == "agrees"
+    broken = _rows(cache_demo={**demo, "cache_max": 2 * T["exact_abs"]})["cached-stream"]
+    assert broken["verdict"] == "disagrees" and "not the same decode" in broken["why"]
+    # 000's chunk time against the reference's 118 ms: move the claimed figure across the factor
+    steady = _rows()["decode-per-chunk"]["measured"]
+    for factor, verdict in ((T["gpu_factor"] * 0.99, "agrees"), (T["gpu_factor"] * 1.01, "disagrees")):
+        monkeypatch.setitem(planner.SEED_CLAIMS, "decode_ms_per_chunk", steady * 1e3 / factor)
+        assert _rows()["decode-per-chunk"]["verdict"] == verdict, factor
+    monkeypatch.undo()
+    low = sources.source_claim("adjacent-ssim").figures["low"]
+    for ssim, verdict in ((low, "agrees"), (low - 1e-3, "disagrees")):
+        flicker = [dict(r) for r in _stub_study().flicker]
+        flicker[2]["adjacent_ssim_mean"] = ssim
+        assert _rows(flicker=flicker)["adjacent-ssim"]["verdict"] == verdict
+
+
+def test_overlap_verdict_follows_contention_and_refuses_a_gain_above_the_ideal():
+    om = {"gain": 0.5, "bound_gain": 0.9}
+    thr = T["hidden_contention"]
+    assert _rows(overlap_measured={**om, "contention": thr * 0.9})["overlap-hides-decode"]["verdict"] == "agrees"
+    assert _rows(overlap_measured={**om, "contention": thr})["overlap-hides-decode"]["verdict"] == "cannot test here"
+    noisy = _rows(overlap_measured={**om, "gain": 0.95, "contention": 0.0})["overlap-hides-decode"]
+    assert noisy["verdict"] == "cannot test here" and "exceeds the ideal" in noisy["why"]
+
+
+def test_reasons_are_computed_not_fixed():
+    rows = _rows()
+    f = sources.source_claim("cosmos-vs-raw").figures
+    cos = rows["cosmos-vs-raw"]
+    assert cos["verdict"] == "disagrees" and f"{cos['derived'] / f['vs_raw']:.2f}x the stated {f['vs_raw']}" in cos["why"]
+    fc, fam = rows["family-compression"], FAMILIES[sources.source_claim("family-compression").family]
+    stated = sources.source_claim("family-compression").figures["compression"]  # the channels that would give it
+    assert f"{3 * fam.spatial_compression ** 2 * fam.temporal_compression / stated:.3g} latent channels" in fc["why"]
+    assert rows["tiled-slower"]["verdict"] == "cannot test here" and "1 run(s)" in rows["tiled-slower"]["why"]
 
 
 @pytest.mark.parametrize("family, expected", [("wan2.1", 48), ("cogvideox", 48), ("ltx-video", 192), ("mochi", 96)])
@@ -195,3 +378,28 @@ def test_stage_profile_gives_flops_and_flop_rate_per_stage(tiny):
     too_low = G.stage_profile(vae, z, peak_flops=1.0)  # a "peak" every stage beats: an error, never a fraction
     assert all(r["fraction_of_peak"] is None for r in too_low)
     assert any(r["peak_error"] and "exceeds the measured peak" in r["peak_error"] for r in too_low)
+
+
+def test_every_threshold_is_stated_once_with_its_rule_in_words():
+    rows = claims_module.threshold_rows()
+    assert [r["threshold"] for r in rows] == list(T) == list(claims_module.THRESHOLD_RULES)
+    for r in rows:  # the rule carries the value it is filled from
+        assert "{" not in r["rule"] and r["rule"] == claims_module.THRESHOLD_RULES[r["threshold"]].format(T[r["threshold"]])
+
+
+def test_reference_provenance_comes_from_the_records_the_rows_read():
+    rows = G.claims(_stub_study())
+    prov = claims_module.reference_provenance(rows)
+    names = dict.fromkeys(r["reference"] for r in rows if r["reference"])
+    assert [p["reference"] for p in prov] == [f"reference/{n}/" for n in names]
+    for p in prov:  # every value read from the records, the README beside them
+        assert "?" not in p.values() and p["rows"] > 0
+        assert (Path(claims_module.__file__).resolve().parents[3] / p["provenance"]).is_file()
+
+
+@pytest.mark.parametrize("key, figure", [("sglang-baseline", "frames"), ("compile-speedup", "height")])
+def test_a_gpu_row_whose_reference_measured_another_shape_is_not_judged(monkeypatch, key, figure):
+    figures = sources.source_claim(key).figures
+    monkeypatch.setitem(figures, figure, figures[figure] + 1)
+    row = _rows()[key]
+    assert row["verdict"] == "cannot test here" and "the reference measured" in row["why"]

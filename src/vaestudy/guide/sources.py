@@ -11,6 +11,14 @@ from vaestudy.registry.families import FAMILIES
 
 CLAIMS_TABLE_FILE = "claims.toml"  # next to this module; packaged through [tool.setuptools.package-data]
 
+# What a row's verdict rests on (the table's ``evidence`` field), in the order the notebook counts them.
+EVIDENCE: dict[str, str] = {
+    "re-derived": "re-derived arithmetic",  # re-does a note's own arithmetic or reads the configs: nothing is run
+    "measured-here": "measured here",  # measured by this run, on this machine
+    "gpu-reference": "measured on a GPU reference",  # read from reference/<name>/: measured elsewhere, not here
+    "not-measured": "not measured",  # nothing here can measure it (a pipeline, weights we cannot load offline)
+}
+
 
 @dataclass(frozen=True)
 class SourceClaim:
@@ -19,15 +27,21 @@ class SourceClaim:
     key: str
     source: str  # a code of SOURCES: "000".."004" (seed notes) or "anchors" (FINDINGS.md)
     claim: str
+    evidence: str = ""  # a key of EVIDENCE: what the verdict rests on
     family: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     figures_in: str | None = None  # where the figures live when another module owns them
+    reference: str | None = None  # the reference/<name>/ folder a gpu-reference row reads (its records' name)
 
 
 def read_claims_table(text: str) -> tuple[dict[str, dict[str, str]], dict[str, SourceClaim]]:
     """``(sources, claims by key in table order)`` from the TOML text of a claims table; ValueError on a bad row."""
     data = tomllib.loads(text)
     sources = data.get("sources", {})
+    for code, src in sources.items():
+        missing = {"file", "about", "short"} - set(src)
+        if missing:
+            raise ValueError(f"source {code!r} lacks {sorted(missing)}; each source gives file, about and short")
     claims: dict[str, SourceClaim] = {}
     for i, row in enumerate(data.get("claim", [])):
         unknown = set(row) - {f for f in SourceClaim.__dataclass_fields__}
@@ -40,6 +54,11 @@ def read_claims_table(text: str) -> tuple[dict[str, dict[str, str]], dict[str, S
             raise ValueError(f"claim {c.key!r}: source={c.source!r} is not in [sources] ({', '.join(sources)})")
         if c.family is not None and c.family not in FAMILIES:
             raise ValueError(f"claim {c.key!r}: family={c.family!r} is not a registry family ({', '.join(FAMILIES)})")
+        if c.evidence not in EVIDENCE:
+            raise ValueError(f"claim {c.key!r}: evidence={c.evidence!r}; valid: {', '.join(EVIDENCE)}")
+        if (c.evidence == "gpu-reference") != (c.reference is not None):
+            raise ValueError(f"claim {c.key!r}: evidence={c.evidence!r} with reference={c.reference!r}; a "
+                             "gpu-reference row names its reference folder, and only such a row does")
         claims[c.key] = c
     return sources, claims
 
@@ -48,6 +67,7 @@ _TABLE = read_claims_table(resources.files(__package__).joinpath(CLAIMS_TABLE_FI
 SOURCE_CLAIMS: dict[str, SourceClaim] = _TABLE[1]  # every claim by key, in the table's order
 SOURCES: dict[str, str] = {k: f"{v['file']} ({v['about']})" for k, v in _TABLE[0].items()}  # code -> "file (what)"
 SOURCE_FILES: dict[str, str] = {k: v["file"] for k, v in _TABLE[0].items()}  # code -> file name
+SOURCE_NAMES: dict[str, str] = {k: v["short"] for k, v in _TABLE[0].items()}  # code -> a short name for axes
 
 
 def source_claim(key: str) -> SourceClaim:
