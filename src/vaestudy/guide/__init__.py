@@ -2,7 +2,27 @@
 measurements, the claims table with verdicts, the checklist and the index's headlines.
 """
 
-from vaestudy.guide.claims import VERDICTS, claims, critical_share_for_gain, raw_compression, verdict_counts
+from vaestudy.guide.claims import (
+    REFERENCE_ANCHORS,
+    THRESHOLD_RULES,
+    THRESHOLDS,
+    VERDICTS,
+    check_row,
+    claims,
+    critical_share_for_gain,
+    judge_below,
+    judge_close,
+    judge_exact,
+    judge_factor,
+    judge_in_range,
+    judge_slower,
+    make_row,
+    raw_compression,
+    reference_provenance,
+    threshold_rows,
+    verdict_counts,
+    verdict_table,
+)
 from vaestudy.guide.comparisons import format_strategy_table, strategy_table
 from vaestudy.guide.quality import (
     attention_locality,
@@ -20,8 +40,10 @@ from vaestudy.guide.quality import (
 )
 from vaestudy.guide.sources import (
     CLAIMS_TABLE_FILE,
+    EVIDENCE,
     SOURCE_CLAIMS,
     SOURCE_FILES,
+    SOURCE_NAMES,
     SOURCES,
     SourceClaim,
     read_claims_table,
