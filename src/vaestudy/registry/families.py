@@ -52,7 +52,8 @@ FAMILIES: dict[str, VAEFamily] = {
                       "per batch, so the result depends on the batching."),
         tiny_config={"block_out_channels": (16, 16, 32, 32), "layers_per_block": 1, "norm_num_groups": 4,
                      "latent_channels": 16},
-        chunk_multiple=2,  # its temporal upsampler treats an odd chunk as the start of a new video
+        chunk_multiple=2,
+        chunk_reason="its temporal upsampler treats an odd chunk as the start of a new video",
         decode_batch=2,
     ),
     "hunyuanvideo": VAEFamily(

@@ -28,6 +28,7 @@ class VAEFamily:
     tiny_config: dict[str, Any] = field(default_factory=dict)
     full_config: dict[str, Any] = field(default_factory=dict)  # overrides of the class defaults
     chunk_multiple: int = 1  # a streamed chunk must hold a multiple of this many latent frames
+    chunk_reason: str = ""  # why, when chunk_multiple > 1
     decode_batch: int | None = None  # latent frames per decoder call inside decode() (None: one pass or windows)
     cache_module: str | None = None  # "diffusers module:class" of the causal conv that holds one cache slot
     attention_block: str | None = None  # class name of the decoder's mid-block attention, if it has one
@@ -75,7 +76,8 @@ class VAEFamily:
         if chunk % self.chunk_multiple:
             raise ValueError(
                 f"{name}={chunk} is invalid for {self.name}: chunks must hold a multiple of {self.chunk_multiple} "
-                f"latent frames (valid: {self.chunk_multiple}, {2 * self.chunk_multiple}, ...)")
+                f"latent frames (valid: {self.chunk_multiple}, {2 * self.chunk_multiple}, ...)"
+                + (f": {self.chunk_reason}" if self.chunk_reason else ""))
 
     # ---- frame counts -------------------------------------------------------------
     @property
