@@ -8,7 +8,6 @@ import datetime as _dt
 import json
 import os
 import statistics
-import time
 import uuid
 from typing import Iterable, Iterator
 
@@ -21,7 +20,7 @@ from vaestudy.bench.environment import environment, utc_now
 from vaestudy.bench.memory import PeakMemory, exact_rss, measure_peak
 from vaestudy.bench.roofline import fraction_of_peak
 from vaestudy.bench.store import ResultStore, _json_default
-from vaestudy.clock import Clock
+from vaestudy.clock import Clock, now
 from vaestudy.decode import (
     strategies,
 )
@@ -86,7 +85,7 @@ def _summary_stats(values: list[float]) -> dict:
 def _load_for(cfg: BenchConfig, vae):
 
     dtype = getattr(torch, cfg.dtype)
-    t = time.perf_counter()
+    t = now()
     if vae is None:
         vae = load_vae(cfg.model, cfg.weights, device=cfg.device, dtype=dtype, seed=cfg.seed)
     else:
@@ -96,7 +95,7 @@ def _load_for(cfg: BenchConfig, vae):
     weights = getattr(vae, "weights_source", cfg.weights)
     if weights != cfg.weights:
         raise ValueError(f"config weights={cfg.weights!r} but the model passed in has weights={weights!r}")
-    return vae, time.perf_counter() - t
+    return vae, now() - t
 
 
 def _prepare(vae, cfg: BenchConfig, flops: bool):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import torch
 
-from vaestudy.clock import Clock
+from vaestudy.clock import Clock, now
 from vaestudy.devices import same_device
 from vaestudy.registry.families import FAMILIES, family_of
 from vaestudy.registry.family import VAEFamily
@@ -129,7 +128,7 @@ def plain_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
 
 def collect(strategy: str, chunks: Iterable[Chunk], *, exact: bool, params: dict, vae, extra=None) -> DecodeResult:
     """Run a chunk iterator to the end and assemble a :class:`DecodeResult`."""
-    t0 = time.perf_counter()
+    t0 = now()
     parts, secs, nframes = [], [], []
     first = math.nan
     for ch in chunks:
@@ -138,7 +137,7 @@ def collect(strategy: str, chunks: Iterable[Chunk], *, exact: bool, params: dict
         parts.append(ch.frames)
         secs.append(ch.seconds)
         nframes.append(ch.frames.shape[2])
-    total = time.perf_counter() - t0
+    total = now() - t0
     return DecodeResult(
         strategy=strategy,
         video=torch.cat(parts, dim=2),

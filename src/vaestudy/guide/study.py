@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -12,6 +11,7 @@ import torch
 from vaestudy import bench as B
 from vaestudy import data
 from vaestudy import pipelines as P
+from vaestudy.clock import now
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.common import clear_vae_cache, random_latent
 from vaestudy.decode.strategies import strategies_for
@@ -85,9 +85,9 @@ class Study:
         return 1 if self.fast else 3
 
     def _timed(self, name, fn):
-        t0 = time.perf_counter()
+        t0 = now()
         out = fn()
-        self.timings[name] = time.perf_counter() - t0
+        self.timings[name] = now() - t0
         return out
 
     # ----------------------------------------------------------------------------------- models and data
@@ -340,12 +340,12 @@ def stage_profile(vae, z: torch.Tensor, *, flops: bool = True, peak_flops: float
             if name not in order:
                 order.append(name)
             sync()
-            starts[name] = time.perf_counter()
+            starts[name] = now()
 
         def post(_m, _a, out, name=name):
             sync()
             r = rows[name]
-            r["seconds"] += time.perf_counter() - starts[name]
+            r["seconds"] += now() - starts[name]
             r["calls"] += 1
             t = out[0] if isinstance(out, tuple) else out
             if torch.is_tensor(t):
@@ -355,10 +355,10 @@ def stage_profile(vae, z: torch.Tensor, *, flops: bool = True, peak_flops: float
     try:
         clear_vae_cache(vae)
         sync()
-        t0 = time.perf_counter()
+        t0 = now()
         decode_full(vae, z)
         sync()
-        total = time.perf_counter() - t0
+        total = now() - t0
     finally:
         for h in hooks:
             h.remove()
@@ -415,9 +415,9 @@ def slow_conv3d_demo(device: str = "cpu", repeats: int = 5) -> dict:
             conv(x)
             ts = []
             for _ in range(repeats):
-                t0 = time.perf_counter()
+                t0 = now()
                 conv(x)
-                ts.append(time.perf_counter() - t0)
+                ts.append(now() - t0)
             rows.append({"height": h, "n_c_t_h": 16 * 4 * h, "seconds": statistics.median(ts),
                          "ns_per_voxel": statistics.median(ts) / x[0, 0].numel() * 1e9})
     return {"rows": rows, "ratio": rows[0]["ns_per_voxel"] / rows[1]["ns_per_voxel"]}

@@ -12,13 +12,13 @@ is exact.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from vaestudy.clock import now
 from vaestudy.decode.common import latent_channels
 from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import blend_ramp
@@ -114,20 +114,20 @@ def split_decode(vae, z: torch.Tensor, halo: int, *, chunk: int = 1, blend: str 
     maxw = max(p.in_stop - p.in_start for p in plan) * s
     frames, t_dec, t_gather = [], [], []
     dist.barrier(group)
-    t0 = time.perf_counter()
+    t0 = now()
     with torch.no_grad():
         for a, b in chunk_plan(family, int(z.shape[2]), chunk):
-            t = time.perf_counter()
+            t = now()
             out = stream.step(z[:, :, a:b, :, me.in_start:me.in_stop].contiguous())
-            t_dec.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            t_dec.append(now() - t)
+            t = now()
             padded = F.pad(out, (0, maxw - out.shape[-1])).contiguous()
             gathered = [torch.empty_like(padded) for _ in range(world)]
             dist.all_gather(gathered, padded, group=group)
             pieces = [g[..., :(p.in_stop - p.in_start) * s] for g, p in zip(gathered, plan)]
             frames.append(assemble(pieces, plan, s, blend))
-            t_gather.append(time.perf_counter() - t)
-    total = time.perf_counter() - t0
+            t_gather.append(now() - t)
+    total = now() - t0
     return {"video": torch.cat(frames, dim=2), "halo": halo, "blend": blend, "plan": [p.__dict__ for p in plan],
             "seams_px": seams_px(plan, s), "decode_s": t_dec, "gather_s": t_gather, "total_s": total}
 
@@ -218,11 +218,11 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
             dist.barrier()
             if rank == 0:
                 torch.set_num_threads(nt)
-                t0 = time.perf_counter()
+                t0 = now()
                 with torch.no_grad():
                     st = open_stream(vae)
                     ref = torch.cat([st.step(z[:, :, a:b]) for a, b in chunk_plan(fam, t, cfg.chunk)], dim=2)
-                single[nt].append(time.perf_counter() - t0)
+                single[nt].append(now() - t0)
                 torch.set_num_threads(cfg.threads)
             dist.barrier()
     rows = []

@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from vaestudy.clock import now
 from vaestudy.data import clip_info, read_frames
 
 DEFAULT_PRESET = "medium"  # x264's own default preset
@@ -79,7 +79,7 @@ def encode_h264(frames_rgb: np.ndarray, *, crf: float, fps: float = 25.0, size: 
 
     buf = io.BytesIO()
     stream_bytes = 0
-    t0 = time.perf_counter()
+    t0 = now()
     with av.open(buf, mode="w", format="mp4") as container:
         st = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
@@ -93,7 +93,7 @@ def encode_h264(frames_rgb: np.ndarray, *, crf: float, fps: float = 25.0, size: 
         for pkt in st.encode():
             stream_bytes += pkt.size
             container.mux(pkt)
-    encode_s = time.perf_counter() - t0
+    encode_s = now() - t0
     nbytes = buf.getbuffer().nbytes
     frames = arr.shape[0]
     return {"height": h, "width": w, "frames": frames, "fps": fps, "crf": crf, "preset": preset,
