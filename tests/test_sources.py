@@ -39,16 +39,7 @@ MIN_WORDS = 6  # a run with fewer alphabetic words is a row of figures (numbers 
 # Mentions in notebooks 00–06 that others own and have not yet rewritten: (notebook stem, text on the line, why).
 # Each is a code comment, or a line of a `# NBVAL_CHECK_OUTPUT` cell whose reference in notebooks/nbval_reference/ is
 # keyed by the cell's source. Remove an entry once its line links to sources/ (the test fails on stale entries).
-PENDING: tuple[tuple[str, str, str], ...] = (
-    ("03_temporal_chunking_and_flicker", "# the flicker cut-off of 004_*.txt", "code comment"),
-    ("05_compression_and_storage", "# the window of 003_*.txt", "code comment"),
-    ("05_compression_and_storage", "# 002_*.txt: b measured on Doom gameplay at 480p", "comment in a check cell"),
-    ("05_compression_and_storage", "# as printed in 002_*.txt:", "comment in a check cell"),
-    ("05_compression_and_storage", 'b from 002_*.txt (MB/min; R = latent/MP4)', "printed by a check cell"),
-    ("05_compression_and_storage", "# 002_*.txt, % of raw fp16", "code comment"),
-    ("05_compression_and_storage", "# 002_*.txt, delta + int8 n-sigma, % of raw", "code comment"),
-    ("05_compression_and_storage", "# 003_*.txt's example inputs (s per window, fps)", "comment in a check cell"),
-)
+PENDING: tuple[tuple[str, str, str], ...] = ()  # every citation now links sources/
 
 
 def _notebook_lines(path: Path):
