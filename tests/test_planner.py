@@ -5,6 +5,7 @@ import math
 import pytest
 
 from vaestudy.bench import planner as P
+from vaestudy.cli import parse_bytes  # strings are parsed in the CLI only
 
 TIME = {"computed_pixel_frames": 2e-6, "decoder_calls": 0.05, "const": 0.3}
 MEM = {"resident_pixel_frames": 24.0, "working_pixel_frames": 900.0, "const": 5e7}
@@ -58,7 +59,7 @@ def test_predictions_match_and_holdout_error_is_small():
 
 def test_planner_picks_the_fastest_strategy_that_fits():
     cm = P.fit_cost_model(sweep_records(), "wan2.1")
-    big = P.plan(cm, 81, (480, 832), P.parse_bytes("64GiB"))
+    big = P.plan(cm, 81, (480, 832), parse_bytes("64GiB"))
     assert big["best"] is big["rows"][0]  # everything fits: the fastest wins
     full = cm.predict("full", 81, (480, 832))
     tight = P.plan(cm, 81, (480, 832), int(full["total_bytes"] * 0.5))
@@ -95,20 +96,20 @@ def test_fit_refuses_mixed_devices_and_empty_input():
 @pytest.mark.parametrize("text, value", [("8GiB", 8 * 2**30), ("512MB", 512 * 10**6), ("1.5g", int(1.5 * 2**30)),
                                          (1000, 1000), ("2 gib", 2 * 2**30)])
 def test_parse_bytes(text, value):
-    assert P.parse_bytes(text) == value
+    assert parse_bytes(text) == value
 
 
 @pytest.mark.parametrize("text", ["eight", "8 parsecs", "-1GB", "0", "", "8", "8.5"])
 def test_parse_bytes_rejects(text):
     with pytest.raises(ValueError, match="budget"):
-        P.parse_bytes(text)
+        parse_bytes(text)
 
 
 @pytest.mark.parametrize("text", ["8", "8.5", " 512 "])
 def test_a_bare_number_needs_a_unit(text):
     # 8 could be bytes, GB or GiB: a factor of 10^9 apart, so the planner refuses to guess
     with pytest.raises(ValueError, match="needs a unit"):
-        P.parse_bytes(text)
+        parse_bytes(text)
 
 
 def test_cli_plan_bad_input(tmp_path, capsys):
@@ -189,13 +190,13 @@ def tiny_points():
 
 def test_plan_warns_when_it_extrapolates_and_not_inside_the_range():
     cm = P.fit_cost_model(tiny_points(), "wan2.1")
-    far = P.plan(cm, 81, (480, 832), P.parse_bytes("64GiB"), weights="pretrained")
+    far = P.plan(cm, 81, (480, 832), parse_bytes("64GiB"), weights="pretrained")
     assert [w.split(":")[0] for w in far["warnings"] if not w.startswith("setup")] == \
         ["frames", "pixels per frame", "model size"]
     assert "only 9 frames" in far["warnings"][0] and "only 1,024 px" in far["warnings"][1]
-    text = P.plan_text(cm, 81, (480, 832), P.parse_bytes("64GiB"), weights="pretrained")
+    text = P.plan_text(cm, 81, (480, 832), parse_bytes("64GiB"), weights="pretrained")
     assert text.count("warning") == len(far["warnings"]) and "399,360" in text
-    near = P.plan(cm, 9, (32, 32), P.parse_bytes("64GiB"), weights="tiny")
+    near = P.plan(cm, 9, (32, 32), parse_bytes("64GiB"), weights="tiny")
     assert not [w for w in near["warnings"] if not w.startswith("setup")]
     inside = P.plan(P.fit_cost_model(sweep_records(), "wan2.1"), 17, (64, 64), 10**12, weights="random")
     expected = [] if inside["best"]["measured"] else [P.unmeasured_setup(inside["best"], P.fit_range(sweep_records()))]

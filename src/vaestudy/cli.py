@@ -7,6 +7,7 @@ help and defaults, and their checks before any model loads sit here, one block p
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -183,7 +184,7 @@ def cmd_plan(args) -> int:
     # every argument is checked before the records are read and fitted
     size = parse_size(args.size)
     get_family(args.model).latent_shape(args.frames, *size)
-    budget = P.parse_bytes(args.memory_budget)
+    budget = parse_bytes(args.memory_budget)
     _at_least("top", args.top, 1, "rows")
     if args.reference is not None and args.results is not None:
         raise ValueError(f"records={args.results!r} and reference={args.reference!r}: give one source of records")
@@ -251,6 +252,27 @@ def parse_size(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise ValueError(f"size={text!r} must be positive")
     return h, w
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def parse_bytes(text: str | float) -> int:
+    """'8GiB', '512MB', '1.5g', 1000 → bytes; ValueError naming the value otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError(f"memory budget={text!r} must be positive")
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if m and not m.group(2):
+        raise ValueError(f"memory budget={text!r} needs a unit: 8GiB, 512MB, 1000B (a bare number is ambiguous)")
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"memory budget={text!r} must look like 8GiB, 512MB or 1000B")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value <= 0:
+        raise ValueError(f"memory budget={text!r} must be positive")
+    return int(value)
 
 
 def _split(text: str, name: str) -> list[str]:

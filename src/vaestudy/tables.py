@@ -27,21 +27,23 @@ class Col:
         return key(row) if callable(key) else row.get(key)
 
 
-def _cell(v: Any, spec: str, digits: int) -> str:
+def _cell(v: Any, spec: str, digits: int | None) -> str:
     if v is None:
         return "-"
     if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
         return "inf" if math.isinf(v) else "nan"
     if spec:
         return format(v, spec)
-    if isinstance(v, float):
+    if isinstance(v, float) and digits is not None:
         return f"{v:.{digits}f}"
     return str(v)
 
 
-def format_table(rows: Sequence[dict], columns: Sequence[str | Col] | None = None, digits: int = 2, *,
+def format_table(rows: Sequence[dict], columns: Sequence[str | Col] | None = None, digits: int | None = 2, *,
                  markdown: bool = False) -> str:
-    """``rows`` as a table of ``columns`` (default: the first row's keys); Markdown with ``markdown``."""
+    """``rows`` as a table of ``columns`` (default: the first row's keys); Markdown with ``markdown``.
+
+    ``digits``: decimals of floats without a column spec (``None``: as ``str`` gives them)."""
     if not rows and not columns:
         return ""
     cols = [c if isinstance(c, Col) else Col(str(c)) for c in (columns or list(rows[0]))]

@@ -47,7 +47,6 @@ from vaestudy.bench.planner import (
     candidates,
     describe,
     format_table,
-    parse_bytes,
     plan,
     plan_text,
     seed_comparison,

@@ -24,8 +24,6 @@ what it left out, so a plan can say which measurements it rests on.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 # the cost model's API is the planner's too: callers plan and fit through one module
@@ -62,30 +60,10 @@ from vaestudy.decode.tiled import TilePlan
 from vaestudy.registry.families import get_family
 from vaestudy.registry.load import check_weight_source
 
+
 # ---------------------------------------------------------------------------------------------
 # planning
 # ---------------------------------------------------------------------------------------------
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30}
-
-
-def parse_bytes(text: str | float) -> int:
-    """'8GiB', '512MB', '1.5g', 1000 → bytes; ValueError naming the value otherwise."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text <= 0:
-            raise ValueError(f"memory budget={text!r} must be positive")
-        return int(text)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
-    if m and not m.group(2):
-        raise ValueError(f"memory budget={text!r} needs a unit: 8GiB, 512MB, 1000B (a bare number is ambiguous)")
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"memory budget={text!r} must look like 8GiB, 512MB or 1000B")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value <= 0:
-        raise ValueError(f"memory budget={text!r} must be positive")
-    return int(value)
-
-
 def candidates(model: str, frames: int, size: tuple[int, int], strategies, *, overlap: int = 2,
                keep_output: bool = False) -> list[dict]:
     """Strategy + parameter grid the planner searches: chunk 1, 2, 4, ... latent frames; 1-4 tiles per axis."""
@@ -133,7 +111,7 @@ def plan(cm: CostModel, frames: int, size: tuple[int, int], budget_bytes: int, *
     """
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, (int, np.integer)) or budget_bytes <= 0:
         raise ValueError(f"budget_bytes={budget_bytes!r} must be a positive whole number of bytes "
-                         f"(parse_bytes('8GiB') gives one)")
+                         f"(the CLI's --memory-budget 8GiB gives one)")
     get_family(cm.model).latent_shape(frames, *size)  # validates
     if weights is not None:
         check_weight_source(weights)

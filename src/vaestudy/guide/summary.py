@@ -18,6 +18,7 @@ from vaestudy.registry.families import DEFAULT_FAMILY
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import codec
 from vaestudy.storage import compression as C
+from vaestudy.tables import format_table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,10 +109,8 @@ def experiments(parser=None) -> list[dict]:
 # tables
 # ---------------------------------------------------------------------------------------------
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    columns = columns or list(rows[0])
-    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "\n".join("| " + " | ".join(esc(r.get(c, "")) for c in columns) + " |" for r in rows)
+    """Rows as a Markdown table (the one formatter, :func:`vaestudy.tables.format_table`); values as given."""
+    return format_table(rows, columns, digits=None, markdown=True)
 
 
 # ---------------------------------------------------------------------------------------------
