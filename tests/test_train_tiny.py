@@ -5,6 +5,7 @@ import shlex
 import pytest
 import torch
 
+from conftest import FP32_EXACT, assert_video_close
 from vaestudy.registry.embedded import (
     EMBEDDED,
     EMBEDDED_ALIASES,
@@ -118,9 +119,10 @@ def test_training_decode_is_the_familys_own_decode_without_the_clamp(alias):
         outs.append(out.detach())
         grads.append({n: p.grad for n, p in vae.named_parameters() if p.grad is not None})  # the decoder's
     own = outs[0].clamp(-1, 1) if family.clamps_output else outs[0]
-    assert torch.equal(own, outs[1])
+    assert_video_close(own, outs[1], atol=FP32_EXACT)
     assert grads[0].keys() == grads[1].keys() and any("post_quant_conv" in n for n in grads[1]) == family.clamps_output
-    assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[1])
+    for n in grads[1]:  # same arithmetic: gradients agree to fp32 rounding
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-5, atol=1e-7, msg=n)
     if family.clamps_output:  # and the training decode really is unclamped
         assert 0 < float(inside.mean()) < 1 and float(outs[0].abs().max()) > 1
 
