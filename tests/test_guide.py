@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from vaestudy import guide as G
-from vaestudy.bench import planner
 from vaestudy.bench.reference import reference_names
 from vaestudy.cli import build_parser
 from vaestudy.guide import sources, study, summary
@@ -260,7 +259,8 @@ def test_row_verdicts_follow_their_numbers_across_the_thresholds(monkeypatch):
     # 000's chunk time against the reference's 118 ms: move the claimed figure across the factor
     steady = _rows()["decode-per-chunk"]["measured"]
     for factor, verdict in ((T["gpu_factor"] * 0.99, "agrees"), (T["gpu_factor"] * 1.01, "disagrees")):
-        monkeypatch.setitem(planner.SEED_CLAIMS, "decode_ms_per_chunk", steady * 1e3 / factor)
+        monkeypatch.setitem(sources.source_claim("decode-per-chunk").figures, "decode_ms_per_chunk",
+                            steady * 1e3 / factor)
         assert _rows()["decode-per-chunk"]["verdict"] == verdict, factor
     monkeypatch.undo()
     low = sources.source_claim("adjacent-ssim").figures["low"]
@@ -347,14 +347,16 @@ def test_markdown_table_escapes_pipes():
 def test_critical_share_inverts_the_overlap_model(gain):
     from vaestudy import pipelines as P
 
-    c = G.critical_share_for_gain(gain)
+    shares = sources.seed_shares()
+    c = G.critical_share_for_gain(gain, **shares)
     assert 0 < c < 1
-    assert P.scope_ceiling(critical=c)["gain"] == pytest.approx(gain, abs=1e-6)
+    assert P.scope_ceiling(**shares, critical=c)["gain"] == pytest.approx(gain, abs=1e-6)
 
 
 def test_critical_share_is_clipped_outside_the_model():
-    assert G.critical_share_for_gain(0.5) == 0.0  # more than overlap can ever give
-    assert G.critical_share_for_gain(-0.1) == 1.0
+    shares = sources.seed_shares()
+    assert G.critical_share_for_gain(0.5, **shares) == 0.0  # more than overlap can ever give
+    assert G.critical_share_for_gain(-0.1, **shares) == 1.0
 
 
 def test_stage_profile_gives_flops_and_flop_rate_per_stage(tiny):

@@ -74,8 +74,12 @@ def test_overlap_model_bounds():
     assert P.overlap_model(0.3, 0.1, 0.05, every=1, critical=1.0)["gain"] == pytest.approx(0.0)
     # shared compute with no spare capacity: nothing is hidden either
     assert P.overlap_model(0.3, 0.1, every=0, contention=1.0)["gain"] == pytest.approx(0.0)
-    # 000_*.txt shares: perfect hiding of decode alone is the ceiling, 0.165/(1-0.165)
-    assert P.scope_ceiling(critical=0.0)["gain"] == pytest.approx(0.165 / 0.835)
+    # perfect hiding of decode alone is the ceiling: D / (1 - D) with D the decode share, whatever the recompute
+    assert P.scope_ceiling(0.2, 0.3, critical=0.0)["gain"] == pytest.approx(0.2 / 0.8)
+    assert P.scope_ceiling(0.2, 0.3, critical=1.0)["gain"] == pytest.approx(0.0)  # all of it waited for
+    for bad in ({"decode_share": 1.2, "decode_plus_recompute": 1.3}, {"decode_share": 0.3, "decode_plus_recompute": 0.2}):
+        with pytest.raises(ValueError, match="decode_"):
+            P.scope_ceiling(**bad)
     with pytest.raises(ValueError, match="critical"):
         P.overlap_model(1, 1, critical=2)
 

@@ -43,7 +43,6 @@ from vaestudy.bench.costmodel import (
 from vaestudy.bench.environment import cpu_model_name, device_name, environment, utc_now
 from vaestudy.bench.memory import M_MMAP_THRESHOLD, PeakMemory, exact_rss, measure_peak
 from vaestudy.bench.planner import (
-    SEED_CLAIMS,
     candidates,
     describe,
     format_table,

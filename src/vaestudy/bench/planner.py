@@ -200,31 +200,19 @@ def plan_text(cm: CostModel, frames: int, size: tuple[int, int], budget_bytes: i
     return "\n".join([text] + [f"warning, extrapolated: {w}" for w in res["warnings"]])
 
 
-# ---------------------------------------------------------------------------------------------
-# the source notes' figures (claims measured on their GPUs, not ours)
-# ---------------------------------------------------------------------------------------------
-SEED_CLAIMS = {
-    # 000_*.txt: block profiling of their tensor-parallel pipeline (Run 10b)
-    "decode_ms_per_chunk": 107.0,
-    "decode_share": 0.165,
-    "size": (320, 576),
-    "decode_plus_recompute_share": 0.33,
-    "overlap_ceiling": (0.02, 0.08),
-    "overlap_ceiling_fps": 0.5,
-    # 001_*.txt: the pipeline config (num_frame_per_block=3 latent frames, 320x576) and mesh step time
-    "latent_frames_per_chunk": 3,
-    "mesh_ms_per_chunk": 282.0,
-}
-
-
-def seed_comparison(cm: CostModel | None, flops_per_px: float | None, *, our_peak_flops: float | None = None) -> dict:
+def seed_comparison(cm: CostModel | None, flops_per_px: float | None, seed: dict, *,
+                    our_peak_flops: float | None = None) -> dict:
     """Their per-chunk decode claim next to what our model and FLOP count say for the same shape.
+
+    ``seed``: the source notes' pipeline figures (measured on their GPUs, not ours), as
+    :func:`vaestudy.guide.sources.seed_pipeline` reads them from the claims table: ``decode_ms_per_chunk``,
+    ``decode_share``, ``size`` (h, w), ``overlap_ceiling`` (low, high), ``latent_frames_per_chunk``.
 
     Comparable: the work (FLOPs) of one chunk, which does not depend on the device, and the
     arithmetic of shares. Not comparable: seconds (their GPU, our CPU), so our predicted seconds
     are for this CPU only, and are far outside the sizes we fitted.
     """
-    c = SEED_CLAIMS
+    c = seed
     h, w = c["size"]
     t = get_family(cm.model).temporal_compression if cm is not None else 4  # the seed's VAE compresses time 4x
     frames_per_chunk = c["latent_frames_per_chunk"] * t  # a steady chunk: t pixel frames per latent frame

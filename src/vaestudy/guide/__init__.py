@@ -47,6 +47,8 @@ from vaestudy.guide.sources import (
     SOURCES,
     SourceClaim,
     read_claims_table,
+    seed_pipeline,
+    seed_shares,
     source_claim,
 )
 from vaestudy.guide.study import (

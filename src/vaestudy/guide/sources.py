@@ -30,7 +30,6 @@ class SourceClaim:
     evidence: str = ""  # a key of EVIDENCE: what the verdict rests on
     family: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
-    figures_in: str | None = None  # where the figures live when another module owns them
     reference: str | None = None  # the reference/<name>/ folder a gpu-reference row reads (its records' name)
 
 
@@ -75,3 +74,25 @@ def source_claim(key: str) -> SourceClaim:
     if key not in SOURCE_CLAIMS:
         raise ValueError(f"claim key={key!r} is not in {CLAIMS_TABLE_FILE}; valid keys: {', '.join(SOURCE_CLAIMS)}")
     return SOURCE_CLAIMS[key]
+
+
+def seed_pipeline() -> dict:
+    """The pipeline figures of 000 and 001 in the shape :func:`vaestudy.bench.planner.seed_comparison` takes them.
+
+    Read from the claims table's rows ``decode-per-chunk`` and ``overlap-ceiling`` (000) and
+    ``overlap-hides-decode`` (001), so each figure is typed once, in ``claims.toml``.
+    """
+    chunk, ceiling = source_claim("decode-per-chunk").figures, source_claim("overlap-ceiling").figures
+    mesh = source_claim("overlap-hides-decode").figures
+    return {"decode_ms_per_chunk": chunk["decode_ms_per_chunk"], "decode_share": chunk["decode_share"],
+            "size": (chunk["height"], chunk["width"]),
+            "decode_plus_recompute_share": ceiling["decode_plus_recompute_share"],
+            "overlap_ceiling": (ceiling["ceiling_low"], ceiling["ceiling_high"]),
+            "overlap_ceiling_fps": ceiling["ceiling_fps"],
+            "latent_frames_per_chunk": mesh["latent_frames_per_chunk"], "mesh_ms_per_chunk": mesh["mesh_ms_per_chunk"]}
+
+
+def seed_shares() -> dict[str, float]:
+    """000's chunk shares as keyword arguments of :func:`vaestudy.pipelines.overlap.scope_ceiling`."""
+    seed = seed_pipeline()
+    return {"decode_share": seed["decode_share"], "decode_plus_recompute": seed["decode_plus_recompute_share"]}

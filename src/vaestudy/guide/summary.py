@@ -11,7 +11,7 @@ from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.tiled import TilePlan
 from vaestudy.guide.claims import THRESHOLDS, judge_close, judge_exact
 from vaestudy.guide.quality import clip_latent, load_model
-from vaestudy.guide.sources import EVIDENCE, SOURCE_CLAIMS, SOURCES, source_claim
+from vaestudy.guide.sources import EVIDENCE, SOURCE_CLAIMS, SOURCES, seed_pipeline, seed_shares, source_claim
 from vaestudy.guide.study import GROUPNORM_FAMILY, STREAMING_FAMILY, Study, _bikes_rgb, _latent, strategy_costs
 from vaestudy.measure import metrics as M
 from vaestudy.registry.families import DEFAULT_FAMILY
@@ -58,8 +58,10 @@ def checklist(st: Study, family: str = DEFAULT_FAMILY, budget_share: float = 0.6
         frames = max(st.sweep_frames)
         res = planner.plan(cm, frames, st.cost_size, budget)
         pick = planner.describe(res["best"]) if res["best"] else "nothing fits"
+        warned = "; ".join(f"extrapolated: {w}" for w in res["warnings"])
         out.append({"goal": f"fastest within {budget / 2**20:.0f} MiB (weights + {budget_share:.0%} of full's "
-                            f"peak), {frames} frames", "choose": pick, "evidence": "planner fit on this run's records"})
+                            f"peak), {frames} frames", "choose": pick,
+                    "evidence": "planner fit on this run's records" + (f" ({warned})" if warned else "")})
     except ValueError as exc:
         out.append({"goal": "planner under a memory budget", "choose": "-", "evidence": f"planner could not fit: {exc}"})
     return out
@@ -75,7 +77,7 @@ EXPERIMENTS = [
      f"vaestudy bench --model {STREAMING_FAMILY} --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
      "--size 480x832 --strategies full,tiled,chunked,tiled+chunked --interleave --repeats 5",
      "chunked throughput vs full, time to first frame, flat streamed peak "
-     f"(000's {planner.SEED_CLAIMS['decode_ms_per_chunk']:.0f} ms/chunk claim)"),
+     f"(000's {seed_pipeline()['decode_ms_per_chunk']:.0f} ms/chunk claim)"),
     ("what fits a 24 GiB card", f"vaestudy plan --model {DEFAULT_FAMILY} --frames 81 --size 720x1280 "
      "--memory-budget 24GiB --device cuda --dtype bfloat16", "the planner's pick, then measure it with bench"),
     ("receptive field of the real decoder", f"vaestudy probe --model {DEFAULT_FAMILY} --weights pretrained "
@@ -86,7 +88,7 @@ EXPERIMENTS = [
      "chunked vs full error with trained GroupNorm statistics"),
     ("decode overlapped with generation on two GPUs", "vaestudy stream overlap --device cuda --shares 0.2,0.5,0.8",
      "the overlap gain with separate compute, against 000's "
-     "{:.0%}-{:.0%} ceiling".format(*planner.SEED_CLAIMS["overlap_ceiling"])),
+     "{:.0%}-{:.0%} ceiling".format(*seed_pipeline()["overlap_ceiling"])),
 ]
 
 
@@ -162,10 +164,11 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
     out.append({"notebook": "05_compression_and_storage",
                 "headline": f"fp16 {DEFAULT_FAMILY} latents are {C.codec_storage_ratio(DEFAULT_FAMILY, b):.1f}x the size "
                             f"of the same clip in H.264 (bikes 272x640, CRF 23, b = {b:.3f} bit/px)"})
-    lo, hi = P.scope_ceiling(critical=1.0)["gain"], P.scope_ceiling(critical=0.0)["gain"]
+    shares = seed_shares()
+    lo, hi = P.scope_ceiling(**shares, critical=1.0)["gain"], P.scope_ceiling(**shares, critical=0.0)["gain"]
     out.append({"notebook": "06_pipelines_and_multi_device",
-                "headline": f"with 000's shares (decode {planner.SEED_CLAIMS['decode_share']:.1%}, +recompute "
-                            f"{planner.SEED_CLAIMS['decode_plus_recompute_share']:.0%}) overlapping decode gains "
+                "headline": f"with 000's shares (decode {shares['decode_share']:.1%}, +recompute "
+                            f"{shares['decode_plus_recompute']:.0%}) overlapping decode gains "
                             f"{lo:.1%}-{hi:.1%}, depending on how much of it the next chunk waits for"})
     f = source_claim("cosmos-vs-raw").figures
     cos = C.compression_vs_raw(f["spatial"], f["channels"], "fp16", t=f["temporal"])

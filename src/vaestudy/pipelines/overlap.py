@@ -136,10 +136,15 @@ def overlap_model(g: float, d: float, r: float = 0.0, *, critical: float = 1.0, 
             "hidden_s": seq - ovl, "decode_share": d / seq}
 
 
-def scope_ceiling(decode_share: float = 0.165, decode_plus_recompute: float = 0.33, *, critical: float = 1.0,
+def scope_ceiling(decode_share: float, decode_plus_recompute: float, *, critical: float = 1.0,
                   every: int = 1, contention: float = 0.0) -> dict:
-    """:func:`overlap_model` in units of one chunk, from the shares 000_*.txt reports (decode 16.5%,
-    decode + recompute 33% of chunk time)."""
+    """:func:`overlap_model` in units of one chunk, from a pipeline's shares of a chunk's wall time: decode, and
+    decode + recompute (000's figures: ``vaestudy.guide.sources.seed_shares()``)."""
+    for name, v in (("decode_share", decode_share), ("decode_plus_recompute", decode_plus_recompute)):
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{name}={v!r} must be a share of a chunk's time in [0, 1)")
+    if decode_plus_recompute < decode_share:
+        raise ValueError(f"decode_plus_recompute={decode_plus_recompute!r} must be >= decode_share={decode_share!r}")
     d = decode_share
     r = decode_plus_recompute - decode_share
     g = 1.0 - decode_plus_recompute

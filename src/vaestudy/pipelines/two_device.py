@@ -374,8 +374,10 @@ def contention_from(row: dict) -> float:
     return float(min(1.0, max(0.0, (row["ovl_period_s"] - hi) / lo))) if lo > 0 else math.nan
 
 
-def ceiling_grid(n: int = 21, **shares) -> dict:
-    """Gain of :func:`scope_ceiling` over critical share x contention in [0, 1]^2 (n x n)."""
+def ceiling_grid(decode_share: float, decode_plus_recompute: float, n: int = 21) -> dict:
+    """Gain of :func:`scope_ceiling` (with these shares of a chunk's time) over critical share x contention in
+    [0, 1]^2 (n x n)."""
     xs = [i / (n - 1) for i in range(n)]
-    gain = [[scope_ceiling(critical=c, contention=k, **shares)["gain"] for c in xs] for k in xs]
+    gain = [[scope_ceiling(decode_share, decode_plus_recompute, critical=c, contention=k)["gain"] for c in xs]
+            for k in xs]
     return {"critical": xs, "contention": xs, "gain": gain}
