@@ -319,6 +319,15 @@ def test_code_is_folded_and_cell_tags_are_honoured():
     assert "## Measured $b$" not in text and "Measured $b$" in text  # markdown rendered, TeX left to MathJax
 
 
+def test_a_page_shows_the_injected_parameters_not_the_defaults_beside_them():
+    cells = [("MODEL = 'default-model'", ("parameters",), []), ("MODEL = 'run-model'", ("injected-parameters",), []),
+             ("print(MODEL)", (), [_stdout("run-model\n")])]
+    page = html.unescape(re.sub(r"<[^>]+>", "", _page(_executed(cells))))
+    assert "run-model" in page and "default-model" not in page and "parameters of this run" in page
+    alone = html.unescape(re.sub(r"<[^>]+>", "", _page(_executed([cells[0], cells[2]]))))
+    assert "default-model" in alone  # nothing injected: the defaults are what ran
+
+
 def test_a_widget_view_becomes_a_note_and_its_figure_stays():
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     nb = _executed([("interact(show, tile=5)", (), [

@@ -56,13 +56,6 @@ def _notebook_lines(path: Path):
             yield from ((i, line) for line in text.splitlines())
 
 
-def _pages() -> dict[str, Path]:
-    """Source code ("000".."004", "anchors") -> its page in sources/."""
-    pages = {p.name[:3]: p for p in SOURCES.glob("00[0-9]_*.md")}
-    pages["anchors"] = SOURCES / "findings.md"
-    return pages
-
-
 def test_notebooks_are_found():
     assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"], NOTEBOOKS
 
@@ -103,21 +96,16 @@ def test_notebook_names_no_original_without_a_link(notebook):
 
 
 def test_claims_table_sources_have_pages():
-    """Each code of the claims table's [sources] has a page in sources/ that names the file the code stands for."""
+    """Each code of the claims table's [sources] names its page in sources/, and that page names the file the code
+    stands for (the notebooks cite the page, which names the original)."""
     table = tomllib.loads(CLAIMS_TABLE.read_text(encoding="utf-8"))["sources"]
-    pages = _pages()
     problems = []
     for code, src in table.items():
-        name = src["file"]
-        if "sources/" in name:  # the table names the page itself
-            if not (REPO / name).resolve().is_file():
-                problems.append(f"{code}: {name} does not exist")
-            continue
-        page = pages.get(code)
-        if page is None or not page.is_file():
-            problems.append(f"{code}: no page sources/{code}_*.md for {name}")
-        elif name not in page.read_text(encoding="utf-8"):
-            problems.append(f"{code}: {page.name} does not name its original {name}")
+        page = SOURCES / src["page"]
+        if not page.is_file():
+            problems.append(f"{code}: page={src['page']!r} is not in sources/")
+        elif src["file"] not in page.read_text(encoding="utf-8"):
+            problems.append(f"{code}: {page.name} does not name its original {src['file']}")
     assert not problems, problems
 
 

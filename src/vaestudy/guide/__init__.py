@@ -44,6 +44,7 @@ from vaestudy.guide.sources import (
     SOURCE_CLAIMS,
     SOURCE_FILES,
     SOURCE_NAMES,
+    SOURCE_PAGES,
     SOURCES,
     SourceClaim,
     read_claims_table,

@@ -38,9 +38,9 @@ def read_claims_table(text: str) -> tuple[dict[str, dict[str, str]], dict[str, S
     data = tomllib.loads(text)
     sources = data.get("sources", {})
     for code, src in sources.items():
-        missing = {"file", "about", "short"} - set(src)
+        missing = {"file", "about", "short", "page"} - set(src)
         if missing:
-            raise ValueError(f"source {code!r} lacks {sorted(missing)}; each source gives file, about and short")
+            raise ValueError(f"source {code!r} lacks {sorted(missing)}; each source gives file, about, short and page")
     claims: dict[str, SourceClaim] = {}
     for i, row in enumerate(data.get("claim", [])):
         unknown = set(row) - {f for f in SourceClaim.__dataclass_fields__}
@@ -67,6 +67,7 @@ SOURCE_CLAIMS: dict[str, SourceClaim] = _TABLE[1]  # every claim by key, in the 
 SOURCES: dict[str, str] = {k: f"{v['file']} ({v['about']})" for k, v in _TABLE[0].items()}  # code -> "file (what)"
 SOURCE_FILES: dict[str, str] = {k: v["file"] for k, v in _TABLE[0].items()}  # code -> file name
 SOURCE_NAMES: dict[str, str] = {k: v["short"] for k, v in _TABLE[0].items()}  # code -> a short name for axes
+SOURCE_PAGES: dict[str, str] = {k: v["page"] for k, v in _TABLE[0].items()}  # code -> its summary in sources/
 
 
 def source_claim(key: str) -> SourceClaim:

@@ -94,7 +94,7 @@ details.vaestudy-code[open] > summary { margin-bottom: 4px; }
 </style>
 {%- endblock extra_css -%}
 {% block input_group -%}
-<details class="vaestudy-code"{{ ' open' if 'show-input' in cell.metadata.get('tags', []) }}><summary>code</summary>
+<details class="vaestudy-code"{{ ' open' if 'show-input' in cell.metadata.get('tags', []) }}><summary>{{ 'parameters of this run' if 'injected-parameters' in cell.metadata.get('tags', []) else 'code' }}</summary>
 {{ super() }}
 </details>
 {%- endblock input_group %}
@@ -165,9 +165,13 @@ def widget_note(plain: str) -> str:
 
 def for_html(nb):
     """A copy of an executed notebook trimmed for the static page: no widget state, each widget view replaced by a
-    note (its text/plain fallback is a repr such as ``interactive(children=(IntSlider(...``), no SVG twin of a PNG."""
+    note (its text/plain fallback is a repr such as ``interactive(children=(IntSlider(...``), no SVG twin of a PNG,
+    and, where papermill injected parameters, only those: the page shows the values that produced it, not the
+    notebook's defaults beside them."""
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
+    if any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells):
+        nb.cells = [c for c in nb.cells if "parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
