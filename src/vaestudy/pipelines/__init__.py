@@ -14,6 +14,22 @@ from vaestudy.pipelines.distributed import (
     torchrun_command,
     worker_main,
 )
+from vaestudy.pipelines.exact_split import (
+    ExactSplitConfig,
+    SlabExchange,
+    SplitUnsupported,
+    compare_split_methods,
+    crop_gather_bytes,
+    decode_slab,
+    exact_split_decode,
+    exact_split_patches,
+    exact_split_plan,
+    exact_split_worker,
+    exchange_bytes,
+    format_split_rows,
+    main_exact_split,
+    split_rules_of,
+)
 from vaestudy.pipelines.overlap import (
     POLICIES,
     ChunkHandoff,

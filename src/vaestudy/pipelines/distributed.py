@@ -24,10 +24,11 @@ from typing import NoReturn
 
 import torch.distributed as dist
 
+from vaestudy.pipelines import exact_split
 from vaestudy.pipelines.split import SplitConfig, split_worker
 from vaestudy.pipelines.two_device import TwoDeviceConfig, two_device_worker
 
-TASKS = ("two-device", "split", "batch")
+TASKS = ("two-device", "split", "exact-split", "batch")
 
 
 class DistributedRunError(RuntimeError):
@@ -60,9 +61,9 @@ def _config(task: str, cfg):
         if not isinstance(cfg, list) or not cfg:
             raise ValueError("a batch config must be a non-empty list of {'task': ..., 'config': {...}}")
         return [(item["task"], _config(item["task"], item.get("config", {}))) for item in cfg]
-    if task not in ("two-device", "split"):
+    if task not in ("two-device", "split", "exact-split"):
         raise ValueError(f"task={task!r} is unknown; valid: {', '.join(TASKS)}")
-    cls = {"two-device": TwoDeviceConfig, "split": SplitConfig}[task]
+    cls = {"two-device": TwoDeviceConfig, "split": SplitConfig, "exact-split": exact_split.ExactSplitConfig}[task]
     fields = cls.__dataclass_fields__
     unknown = set(cfg) - set(fields)
     if unknown:
@@ -81,6 +82,8 @@ def run_task(task: str, cfg: dict, timeout_s: float = 60.0) -> dict | None:
         return {"results": [run_task(t, cfg[i]["config"], timeout_s) for i, (t, _) in enumerate(c)]}
     if task == "two-device":
         return two_device_worker(c, timeout_s=timeout_s)
+    if task == "exact-split":
+        return exact_split.exact_split_worker(c, timeout_s=timeout_s)
     return split_worker(c, timeout_s=timeout_s)
 
 

@@ -31,6 +31,10 @@ FAMILIES: dict[str, VAEFamily] = {
         decode_batch=1,
         cache_module="autoencoder_kl_wan:WanCausalConv3d",
         attention_block="WanAttentionBlock",
+        split_rules={"WanDecoder3d": "composite", "WanMidBlock": "composite", "WanUpBlock": "composite",
+                     "WanResidualBlock": "composite", "WanResample": "composite", "WanRMS_norm": "pointwise",
+                     "WanUpsample": "upsample", "WanCausalConv3d": "conv:_padding"},
+        split_requires={"WanResample": {"mode": ("none", "upsample2d", "upsample3d")}},
     ),
     "cogvideox": VAEFamily(
         name="cogvideox",
@@ -55,6 +59,12 @@ FAMILIES: dict[str, VAEFamily] = {
         chunk_multiple=2,
         chunk_reason="its temporal upsampler treats an odd chunk as the start of a new video",
         decode_batch=2,
+        split_rules={"CogVideoXDecoder3D": "composite", "CogVideoXMidBlock3D": "composite",
+                     "CogVideoXUpBlock3D": "composite", "CogVideoXResnetBlock3D": "composite",
+                     "CogVideoXSpatialNorm3D": "composite", "CogVideoXCausalConv3d": "composite",
+                     "CogVideoXUpsample3D": "composite", "CogVideoXSafeConv3d": "conv"},
+        # replicate padding happens in the causal conv's own forward, which no halo exchange reaches
+        split_requires={"CogVideoXCausalConv3d": {"pad_mode": ("constant", "first")}},
     ),
     "hunyuanvideo": VAEFamily(
         name="hunyuanvideo",

@@ -32,6 +32,16 @@ class VAEFamily:
     decode_batch: int | None = None  # latent frames per decoder call inside decode() (None: one pass or windows)
     cache_module: str | None = None  # "diffusers module:class" of the causal conv that holds one cache slot
     attention_block: str | None = None  # class name of the decoder's mid-block attention, if it has one
+    # How an exact split decode (pipelines/exact_split.py) treats each family-defined decoder module class, checked
+    # by hand against the diffusers source: "composite" (its own code is reshapes, time concatenation, nearest
+    # interpolation by integer factors: local once every slab starts on a latent row), "pointwise" (per pixel, e.g.
+    # an RMS norm over channels), "upsample" (an nn.Upsample subclass), "conv" (a Conv subclass whose spatial zero
+    # padding is the conv's own ``padding``), "conv:<attr>" (a Conv subclass that zero-pads itself with F.pad from the
+    # tuple in attribute <attr>, F.pad order). The mid-block ``attention_block`` is gathered. A class listed nowhere
+    # makes the split decode refuse the model rather than guess.
+    split_rules: dict[str, str] = field(default_factory=dict)
+    # attribute values a module class must hold for its rule to apply: {class: {attribute: (valid values, ...)}}
+    split_requires: dict[str, dict[str, tuple]] = field(default_factory=dict)
 
     # ---- streaming and the family's own decode ----------------------------------------
     @property
