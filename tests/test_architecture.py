@@ -18,8 +18,12 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "vaestudy"
 
 # The short names a family goes by in code and prose. Every registry family must be covered (checked below), so a
 # new family added to the registry is covered by the grep too.
-FAMILY_TOKENS = ("wan", "cogvideo", "hunyuan", "ltx", "mochi")
-FAMILY_RE = re.compile(r"(?i:cogvideo|hunyuan|mochi)|(?<![A-Za-z])(?i:ltx)|(?<![A-Za-z])(wan|Wan|WAN)(?![a-z])")
+FAMILY_TOKENS = ("wan", "cogvideo", "hunyuan", "ltx", "mochi", "cosmos", "easyanimate", "allegro", "kvae", "minimax", "vidtok", "svd")
+FAMILY_RE = re.compile(r"(?i:cogvideo|hunyuan|mochi)|(?<![A-Za-z])(?i:ltx)|(?<![A-Za-z])(wan|Wan|WAN)(?![a-z])"
+                       # the newer families; "cosmos" only as a bare name (the storage codec 'cosmos-8x8x8' and
+                       # the source claim 'cosmos-vs-raw' name a tokenizer shape and a document, not the family)
+                       r"|(?i:easyanimate|magvit|allegro|kvae|minimax|vidtok)|KLCosmos|KLTemporalDecoder"
+                       r"|(?<![A-Za-z-])cosmos(?![-A-Za-z0-9])|(?<![A-Za-z_.])(?i:svd)(?![A-Za-z_])")
 
 # Layers, lowest first. A module may import from its own layer and the layers below it, never above.
 LAYERS = {

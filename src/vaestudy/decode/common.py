@@ -11,7 +11,7 @@ import torch
 
 from vaestudy.clock import Clock, now
 from vaestudy.devices import same_device
-from vaestudy.registry.families import FAMILIES, family_of
+from vaestudy.registry.families import FAMILIES, config_latent_channels, family_of
 from vaestudy.registry.family import VAEFamily
 
 
@@ -51,8 +51,40 @@ def model_device_dtype(vae: torch.nn.Module) -> tuple[torch.device, torch.dtype]
 
 
 def latent_channels(vae: torch.nn.Module) -> int:
-    cfg = vae.config
-    return int(getattr(cfg, "z_dim", None) or cfg.latent_channels)
+    """Latent channels of a loaded VAE (``z_dim``, ``latent_channels`` or ``z_channels`` in its config)."""
+    c = config_latent_channels(vae.config)
+    if c is None:
+        raise ValueError(f"{type(vae).__name__}'s config names no latent channel count (z_dim, latent_channels, "
+                         "z_channels)")
+    return c
+
+
+def own_tile_grid(vae: torch.nn.Module) -> tuple[tuple[int, int], ...] | None:
+    """(latent kernel, latent stride) per axis (frames, height, width) of a decode() that only works in 3-D tiles.
+
+    Read from the model's ``kernel`` and ``stride`` (pixels) where its family's ``decode_tiling`` is "only"; None
+    for every other family.
+    """
+    family = family_of(vae)
+    if family.decode_tiling != "only":
+        return None
+    scale = (family.temporal_compression, family.spatial_compression, family.spatial_compression)
+    return tuple((k // r, s // r) for k, s, r in zip(vae.kernel, vae.stride, scale))
+
+
+def check_own_tiles(vae: torch.nn.Module, latent_shape: tuple[int, int, int]) -> None:
+    """ValueError unless a latent of (frames, height, width) lies on the 3-D tile grid of a tiles-only decode().
+
+    Off the grid, such a decode() leaves the uncovered rows and frames at zero without a word.
+    """
+    grid = own_tile_grid(vae)
+    if grid is None:
+        return
+    for axis, n, (k, st) in zip(("latent frames", "latent height", "latent width"), latent_shape, grid):
+        if n < k or (n - k) % st:
+            raise ValueError(
+                f"{axis}={n} is off {family_of(vae).name}'s decode() tile grid: it decodes only {k} + {st}*k "
+                f"(3-D tiles of {k}, stride {st}); other sizes leave rows or frames at zero")
 
 
 def validate_latent(vae: torch.nn.Module, z: torch.Tensor) -> VAEFamily:
@@ -68,6 +100,9 @@ def validate_latent(vae: torch.nn.Module, z: torch.Tensor) -> VAEFamily:
     if z.shape[1] != c:
         raise ValueError(f"latent channels={z.shape[1]} but {family.name} expects {c} (shape {tuple(z.shape)})")
     family.check_latent_frames(int(z.shape[2]))
+    if family.per_frame_latents and z.shape[0] != 1:
+        raise ValueError(f"latent batch={z.shape[0]} but {family.name} decodes one clip of per-frame latents at a "
+                         "time; pass batch 1")
     device, dtype = model_device_dtype(vae)
     if z.dtype != dtype or not same_device(z.device, device):
         raise ValueError(
@@ -92,9 +127,11 @@ def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
 
 
 def clear_vae_cache(vae: torch.nn.Module) -> None:
-    """Drop any temporal cache a diffusers VAE keeps between calls."""
+    """Drop any temporal cache a diffusers VAE keeps between calls (``clear_cache`` or ``_clear_conv_cache``)."""
     if hasattr(vae, "clear_cache"):
         vae.clear_cache()
+    if hasattr(vae, "_clear_conv_cache"):
+        vae._clear_conv_cache()
 
 
 @contextlib.contextmanager
@@ -114,16 +151,68 @@ def family_decode_settings(vae: torch.nn.Module, *, spatial_tiling: bool = False
             setattr(vae, k, v)
 
 
+def call_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``vae.decode`` of a (batch, C, frames, h, w) latent under the class's own calling conventions, returned as a
+    (batch, 3, frames, H, W) tensor.
+
+    Conventions handled (the registry says which family has which): per-frame 2-D latents plus ``num_frames``
+    (``per_frame_latents``), frames before channels in the output (``output_layout``), a bare tensor instead of a
+    ``DecoderOutput``.
+    """
+    family = family_of(vae)
+    if family.per_frame_latents:
+        b, c, t, h, w = z.shape
+        out = vae.decode(z.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w), num_frames=t)
+    else:
+        out = vae.decode(z)
+    sample = out.sample if hasattr(out, "sample") else (out[0] if isinstance(out, tuple) else out)
+    if family.per_frame_latents:
+        sample = sample.reshape(b, t, *sample.shape[1:]).permute(0, 2, 1, 3, 4)
+    elif family.output_layout == "btchw":
+        sample = sample.permute(0, 2, 1, 3, 4)
+    return sample
+
+
 def own_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """The family's own ``decode()`` with diffusers' spatial tiling off and its other defaults kept."""
+    """The family's own ``decode()`` with its defaults: diffusers' spatial tiling off unless the family decodes tiled
+    by default or only tiled (``decode_tiling``)."""
+    tiling = family_of(vae).decode_tiling != "off"
+    with torch.no_grad(), family_decode_settings(vae, spatial_tiling=tiling):
+        return call_decode(vae, z)
+
+
+def decoder_pass(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``post_quant_conv`` then ``decoder`` on the whole latent in one call, bypassing ``decode()``.
+
+    For a class whose ``decode()`` has no untiled path this is the one-pass decode each of its own tiles gets; a
+    2-D ``post_quant_conv`` runs frame by frame, as those classes do.
+    """
+    pq = getattr(vae, "post_quant_conv", None)
+    with torch.no_grad():
+        if isinstance(pq, torch.nn.Conv2d):
+            b = z.shape[0]
+            z = pq(z.permute(0, 2, 1, 3, 4).flatten(0, 1)).unflatten(0, (b, -1)).permute(0, 2, 1, 3, 4)
+        elif pq is not None:
+            z = pq(z)
+        return vae.decoder(z)
+
+
+def untiled_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """The family's decode of z in one piece (no diffusers spatial tiling): ``decode()`` with tiling off, or the
+    one-pass :func:`decoder_pass` for a family whose ``decode()`` has no untiled path."""
+    if family_of(vae).decode_tiling == "only":
+        clear_vae_cache(vae)
+        return decoder_pass(vae, z)
     with torch.no_grad(), family_decode_settings(vae, spatial_tiling=False):
-        return vae.decode(z).sample
+        return call_decode(vae, z)
 
 
 def plain_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     """``decode()`` of z as one independent clip: no spatial tiling and no temporal (framewise) tiling."""
+    if family_of(vae).decode_tiling == "only":
+        return untiled_decode(vae, z)
     with family_decode_settings(vae, spatial_tiling=False, framewise=False):
-        return vae.decode(z).sample
+        return call_decode(vae, z)
 
 
 def collect(strategy: str, chunks: Iterable[Chunk], *, exact: bool, params: dict, vae, extra=None) -> DecodeResult:

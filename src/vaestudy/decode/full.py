@@ -11,6 +11,7 @@ import torch
 
 from vaestudy.decode.common import (
     DecodeResult,
+    check_own_tiles,
     collect,
     own_decode,
     timed_single,
@@ -20,8 +21,10 @@ from vaestudy.decode.streams import open_stream
 
 
 def decode_full(vae, z: torch.Tensor) -> DecodeResult:
-    """Decode with the family's own ``decode()`` (diffusers spatial tiling off)."""
+    """Decode with the family's own ``decode()`` (diffusers spatial tiling off unless the family ships with it on or
+    has no untiled path; see the registry's ``decode_tiling``)."""
     validate_latent(vae, z)
+    check_own_tiles(vae, tuple(z.shape[2:]))
     return collect("full", timed_single(vae, own_decode, z), exact=True, params={}, vae=vae)
 
 

@@ -59,7 +59,21 @@ class Strategy:
     in_bench: bool = True  # the bench and the planner time it (the rest are comparisons for decode-check)
 
     def applies_to(self, family: VAEFamily) -> bool:
-        return family.streamable or not self.needs_cache
+        if self.needs_cache and not family.streamable:
+            return False
+        if "chunk" in self.params and not family.causal_frames:
+            return False  # a latent prefix does not decode to a video prefix: chunks and windows do not apply
+        if self.name == "diffusers-tiled":
+            return has_diffusers_spatial_tiles(family)
+        return True
+
+
+def has_diffusers_spatial_tiles(family: VAEFamily) -> bool:
+    """The family's ``enable_tiling`` takes the tile size and stride (or overlap factors) per axis that
+    :func:`~vaestudy.decode.tiled.decode_diffusers_tiled` passes, and its decode() is untiled by default."""
+    d = family.tiling_defaults
+    return family.decode_tiling == "off" and "tile_sample_min_height" in d and (
+        "tile_sample_stride_height" in d or "tile_overlap_factor_height" in d)
 
 
 def _whole(run):
@@ -179,7 +193,14 @@ def resolve(name: str, family: VAEFamily, latent_shape: tuple[int, int, int], *,
     s = get_strategy(name)
     if not s.applies_to(family):
         runnable = ", ".join(x.name for x in strategies_for(family))
-        raise ValueError(f"strategy={name!r} needs a temporal cache; {family.name} has none (use {runnable})")
+        if s.needs_cache and not family.streamable:
+            why = f"needs a temporal cache; {family.name} has none"
+        elif "chunk" in s.params:
+            why = (f"decodes chunks of latent frames; {family.name}'s frames do not follow the causal prefix rule "
+                   f"(valid latent counts {family.frame_rule[0]} + {family.frame_rule[1]}*k)")
+        else:
+            why = f"does not apply to {family.name}: its decode() has no per-axis spatial tiles to set"
+        raise ValueError(f"strategy={name!r} {why} (use {runnable})")
     lt, lh, lw = latent_shape
     out: dict = {}
     if "chunk" in s.params:

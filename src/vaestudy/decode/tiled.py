@@ -11,11 +11,12 @@ from vaestudy.clock import Clock
 from vaestudy.decode.common import (
     Chunk,
     DecodeResult,
+    call_decode,
     collect,
     family_decode_settings,
     model_device_dtype,
-    own_decode,
     timed_single,
+    untiled_decode,
     validate_latent,
 )
 from vaestudy.registry.families import family_of
@@ -157,7 +158,7 @@ def _iter_tiled(vae, z, plan: TilePlan, blend: str):
     sw = Clock(device)
     blender = None
     for i, (y, x, h, w) in enumerate(plan.tiles):
-        out = own_decode(vae, z[..., y:y + h, x:x + w])
+        out = untiled_decode(vae, z[..., y:y + h, x:x + w])
         if blender is None:
             blender = TileBlender(plan, family.spatial_compression, blend, out, out.shape[2])
         blender.add(i, out)
@@ -168,6 +169,10 @@ def _iter_tiled(vae, z, plan: TilePlan, blend: str):
 
 def decode_tiled(vae, z: torch.Tensor, tile=8, overlap=2, blend: str = "linear") -> DecodeResult:
     """Decode overlapping spatial tiles (sizes in latent pixels) with the family's own decode, then blend.
+
+    Each tile goes through the family's untiled decode (:func:`~vaestudy.decode.common.untiled_decode`: its
+    ``decode()`` with diffusers' tiling off, or one decoder pass where ``decode()`` only works tiled), whatever the
+    class's calling conventions (per-frame latents, frames-first output).
 
     Blending happens in pixel space with weights that sum to one across each overlap
     (``linear`` or ``cosine`` ramps, or ``none``: a hard cut in the middle of the overlap).
@@ -224,7 +229,7 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
     def run(vae, z):
         with torch.no_grad(), family_decode_settings(vae, spatial_tiling=True):
             vae.enable_tiling(**kwargs)
-            return vae.decode(z).sample
+            return call_decode(vae, z)
 
     try:
         res = collect("diffusers-tiled", timed_single(vae, run, z), exact=not applies,

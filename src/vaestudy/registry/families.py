@@ -127,6 +127,256 @@ FAMILIES: dict[str, VAEFamily] = {
         tiny_config={"encoder_block_out_channels": (32, 32, 32, 32), "decoder_block_out_channels": (32, 32, 32, 32),
                      "layers_per_block": (1, 1, 1, 1, 1), "add_attention_block": (False, False, False, False, False)},
     ),
+    # ---- the newer diffusers video VAEs (issue 20). Values read from diffusers 0.42.1's classes; full_config_source
+    # says where each released config came from. Parameter counts and FLOPs are computed (registry/cost.py).
+    "wan2.2": VAEFamily(
+        name="wan2.2",
+        diffusers_class="AutoencoderKLWan",
+        repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        subfolder="vae",
+        spatial_compression=16,
+        temporal_compression=4,
+        latent_channels=48,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=True,
+        norm="rms",
+        tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
+                         "tile_sample_stride_height": 192, "tile_sample_stride_width": 192},
+        decode_notes=("decode() runs the Wan 2.1 feat_cache path (one latent frame per decoder call) through a "
+                      "residual decoder whose 12 output channels are a 2x2 pixel patch, unpatchified to RGB and "
+                      "clamped after each call; 8x from the decoder times the patch of 2 gives 16x spatially."),
+        tiny_config={"base_dim": 4, "decoder_base_dim": 8, "z_dim": 48, "dim_mult": [1, 2, 2, 2], "num_res_blocks": 1,
+                     "is_residual": True, "in_channels": 12, "out_channels": 12, "patch_size": 2,
+                     "scale_factor_spatial": 16, "latents_mean": [0.0] * 48, "latents_std": [1.0] * 48},
+        # latents_mean/std are left neutral: they are metadata for pipelines and do not enter decode()
+        full_config={"base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": True, "in_channels": 12,
+                     "out_channels": 12, "patch_size": 2, "scale_factor_spatial": 16,
+                     "latents_mean": [0.0] * 48, "latents_std": [1.0] * 48},
+        full_config_source=("vae/config.json of Wan-AI/Wan2.2-TI2V-5B-Diffusers as mirrored on the hub "
+                            "(nvidia/Cosmos3-Edge names it as _name_or_path); dim_mult, num_res_blocks, "
+                            "temperal_downsample equal the class defaults"),
+        decode_batch=1,
+        cache_module="autoencoder_kl_wan:WanCausalConv3d",
+    ),
+    "hunyuanvideo1.5": VAEFamily(
+        name="hunyuanvideo1.5",
+        diffusers_class="AutoencoderKLHunyuanVideo15",
+        repo_id="hunyuanvideo-community/HunyuanVideo-1.5-480p_t2v",
+        subfolder="vae",
+        spatial_compression=16,
+        temporal_compression=4,
+        latent_channels=32,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=False,
+        norm="rms",
+        tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256, "tile_overlap_factor": 0.25},
+        decode_notes=("decode() runs the whole latent through the decoder in one call (causal convolutions, no "
+                      "cache); the mid-block attention spans every latent position of the clip under a causal "
+                      "frame mask built as a dense N x N tensor, N = latent frames * latent height * latent width "
+                      "(filled by a Python loop over N rows). Spatial tiling only when enabled: 256 px tiles, "
+                      "overlap factor 0.25."),
+        tiny_config={"block_out_channels": (8, 8, 8, 8, 32), "layers_per_block": 1},
+        full_config_source=("class defaults; the repo id is the one HunyuanVideo15Pipeline's docstring loads; "
+                            "its vae/config.json was not read here"),
+    ),
+    "ltx2": VAEFamily(
+        name="ltx2",
+        diffusers_class="AutoencoderKLLTX2Video",
+        repo_id="Lightricks/LTX-2",
+        subfolder="vae",
+        spatial_compression=32,
+        temporal_compression=8,
+        latent_channels=128,
+        causal=False,
+        cache=None,
+        frame_step=8,
+        clamps_output=False,
+        norm="rms",
+        tiling_defaults={"tile_sample_min_height": 512, "tile_sample_min_width": 512,
+                         "tile_sample_stride_height": 448, "tile_sample_stride_width": 448},
+        decode_notes=("decode() runs the whole latent in one pass through a non-causal decoder (per-channel RMS "
+                      "norm, 4x4 pixel unpatchify at the end); spatial tiles of 512 px, stride 448, when enabled; "
+                      "temporal tiles (16 frames, stride 8) only with use_framewise_decoding."),
+        tiny_config={"block_out_channels": (8, 16, 32, 64), "decoder_block_out_channels": (8, 16, 32),
+                     "layers_per_block": (1, 1, 1, 1, 1), "decoder_layers_per_block": (1, 1, 1, 1),
+                     "decoder_causal": False},
+        full_config={"decoder_causal": False},
+        full_config_source=("vae/config.json of Lightricks/LTX-2 as mirrored on the hub (SANA-Video_2B_720p "
+                            "names it as _name_or_path): equal to the class defaults except decoder_causal=false"),
+    ),
+    "cosmos": VAEFamily(
+        name="cosmos",
+        diffusers_class="AutoencoderKLCosmos",
+        repo_id="nvidia/Cosmos-1.0-Tokenizer-CV8x8x8",
+        subfolder="vae",
+        spatial_compression=8,
+        temporal_compression=8,
+        latent_channels=16,
+        causal=True,
+        cache=None,
+        frame_step=8,
+        clamps_output=False,
+        norm="group",
+        tiling_defaults={"tile_sample_min_height": 512, "tile_sample_min_width": 512,
+                         "tile_sample_stride_height": 448, "tile_sample_stride_width": 448},
+        decode_notes=("decode() runs post_quant_conv and the whole latent through the causal decoder in one pass, "
+                      "ending in an inverse Haar wavelet (patch 4); its GroupNorms have one group and run frame by "
+                      "frame. enable_tiling() sets use_tiling and tile sizes (512/448 px, 16/8 frames) that _decode "
+                      "never reads."),
+        tiny_config={"encoder_block_out_channels": (8, 8, 8, 8), "decode_block_out_channels": (8, 8, 8, 8),
+                     "num_layers": 1},
+        full_config_source=("class defaults, which are the CV8x8x8 tokenizer the diffusers docs load "
+                            "(spatial 8, temporal 8, 16 channels); its config.json was not read here"),
+    ),
+    "easyanimate": VAEFamily(
+        name="easyanimate",
+        diffusers_class="AutoencoderKLMagvit",
+        repo_id="alibaba-pai/EasyAnimateV5.1-12b-zh",
+        subfolder="vae",
+        spatial_compression=8,
+        temporal_compression=4,
+        latent_channels=16,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=False,
+        norm="group",
+        tiling_defaults={"tile_sample_min_height": 512, "tile_sample_min_width": 512,
+                         "tile_sample_stride_height": 448, "tile_sample_stride_width": 448},
+        decode_notes=("decode() decodes the first latent frame alone, then one latent frame per decoder call; the "
+                      "causal convolutions keep their own conv cache between calls (cleared at the end); GroupNorm "
+                      "runs frame by frame (spatial_group_norm). Spatial tiles of 512 px, stride 448, when enabled."),
+        tiny_config={"block_out_channels": (8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4},
+        full_config_source=("class defaults; the repo id is the one the diffusers docs load the class from; its "
+                            "vae/config.json was not read here"),
+        decode_batch=1,
+    ),
+    "allegro": VAEFamily(
+        name="allegro",
+        diffusers_class="AutoencoderKLAllegro",
+        repo_id="rhymes-ai/Allegro",
+        subfolder="vae",
+        spatial_compression=8,
+        temporal_compression=4,
+        latent_channels=4,
+        causal=False,
+        cache=None,
+        frame_step=16,
+        clamps_output=False,
+        norm="group",
+        tiling_defaults={"kernel": (24, 320, 320), "overlap": (8, 120, 80)},
+        decode_notes=("decode() has no untiled path (it raises NotImplementedError unless use_tiling): 3-D tiles "
+                      "of 24 frames x 320 x 320 px with overlaps 8/120/80, each through the decoder, blended; a "
+                      "latent off that grid leaves its last rows/frames uncovered (zeros). It returns "
+                      "(batch, frames, channels, h, w)."),
+        # sample_size 128: 3-D tiles of 24 x 128 x 128 px (6 x 16 x 16 latent), strides 4 x 1 x 6 latent
+        tiny_config={"block_out_channels": (8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
+                     "sample_size": 128},
+        full_config_source=("class defaults; the repo id and subfolder are the ones AllegroPipeline's docstring "
+                            "loads; its vae/config.json was not read here"),
+        frame_grid=(6, 4, 24, 16),
+        decode_tiling="only",
+        output_layout="btchw",
+    ),
+    "kvae": VAEFamily(
+        name="kvae",
+        diffusers_class="AutoencoderKLKVAEVideo",
+        repo_id="kandinskylab/KVAE-3D-1.0",
+        subfolder="diffusers",
+        spatial_compression=8,
+        temporal_compression=4,
+        latent_channels=16,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=False,
+        norm="group",
+        tiling_defaults={},
+        decode_notes=("decode() splits the latent into segments covering 17 then 16 pixel frames (5, then 4 "
+                      "latent frames) and runs each through the decoder with one cache dict that carries the "
+                      "causal convolutions' frames and the GroupNorm statistics; no spatial tiling."),
+        tiny_config={"ch": 32, "ch_mult": (1, 1, 1, 1), "num_res_blocks": 1},  # its GroupNorm has 32 groups
+        full_config_source=("class defaults; repo id and subfolder from the diffusers docs (v0.39) for "
+                            "AutoencoderKLKVAEVideo; its config.json was not read here"),
+    ),
+    "minimax-h3": VAEFamily(
+        name="minimax-h3",
+        diffusers_class="AutoencoderKLMiniMaxH3",
+        repo_id="MiniMaxAI/MiniMax-H3",
+        subfolder="vae",
+        spatial_compression=16,
+        temporal_compression=4,
+        latent_channels=24,
+        causal=False,
+        cache=None,
+        frame_step=17,
+        clamps_output=False,
+        norm="rms",
+        tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
+                         "tile_sample_min_overlap_height": 64, "tile_sample_min_overlap_width": 64},
+        decode_notes=("decode() decodes clips of 5 + 2 latent frames (17 pixel frames each, from clip_length=17 "
+                      "and token_drop=3) through a 36-layer ViT decoder and cross-fades consecutive clips over "
+                      "their shared frames; spatial tiling is ON by default (256 px tiles, >= 64 px overlap) because "
+                      "the released model was tuned with it. Output is ImageNet-normalised, not [-1, 1]."),
+        tiny_config={"block_out_channels": (8, 8, 8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
+                     "decoder_num_layers": 1, "decoder_num_attention_heads": 2, "decoder_attention_head_dim": 8},
+        full_config_source=("class defaults, equal to MiniMaxAI/MiniMax-H3 vae/config.json (read on the hub) "
+                            "except latents_mean/std, which do not enter decode()"),
+        frame_grid=(7, 5, 22, 17),
+        decode_tiling="default",
+    ),
+    "vidtok": VAEFamily(
+        name="vidtok",
+        diffusers_class="AutoencoderVidTok",
+        repo_id="microsoft/VidTok",
+        subfolder="",
+        spatial_compression=8,
+        temporal_compression=4,
+        latent_channels=4,
+        causal=True,
+        cache=None,
+        frame_step=4,
+        clamps_output=False,
+        norm="rms",
+        tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
+                         "tile_overlap_factor_height": 0.0, "tile_overlap_factor_width": 0.0},
+        decode_notes=("decode() runs the causal decoder over the whole latent in one call and drops its first 3 "
+                      "output frames (LayerNorm over channels, per pixel); only the tiled path (enable_tiling) also "
+                      "splits time into 4-latent-frame chunks carrying causal_cache. UNSURE: microsoft/VidTok ships "
+                      "original .ckpt checkpoints, no diffusers config is known, so 'pretrained' may not load."),
+        tiny_config={"ch": 8, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 4},
+        full_config_source="class defaults (z_channels 4); released VidTok variants differ and none was read here",
+    ),
+    "svd": VAEFamily(
+        name="svd",
+        diffusers_class="AutoencoderKLTemporalDecoder",
+        repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
+        subfolder="vae",
+        spatial_compression=8,
+        temporal_compression=1,
+        latent_channels=4,
+        causal=False,
+        cache=None,
+        frame_step=1,
+        clamps_output=False,
+        norm="group",
+        tiling_defaults={},
+        decode_notes=("decode(z, num_frames) takes one 4-channel latent per frame as a (batch*frames, 4, h, w) "
+                      "batch: a 2-D image decoder whose mid and up blocks add temporal mixing across the frames of "
+                      "the clip, a temporal conv at the end; no tiling, no compression in time."),
+        tiny_config={"block_out_channels": (32, 32, 32, 32), "down_block_types": ("DownEncoderBlock2D",) * 4,
+                     "layers_per_block": 1},  # its GroupNorm has 32 groups
+        full_config={"block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
+                     "layers_per_block": 2, "sample_size": 768},
+        full_config_source=("vae/config.json of stabilityai/stable-video-diffusion-img2vid-xt as mirrored on the "
+                            "hub (several mirrors agree)"),
+        frame_grid=(1, 1, 1, 1),
+        per_frame_latents=True,
+    ),
 }
 
 
@@ -137,14 +387,35 @@ def get_family(name: str) -> VAEFamily:
     return FAMILIES[name]
 
 
+def config_latent_channels(config) -> int | None:
+    """Latent channels a diffusers VAE config declares (its classes name them z_dim, latent_channels or z_channels)."""
+    for key in ("z_dim", "latent_channels", "z_channels"):
+        v = getattr(config, key, None)
+        if v:
+            return int(v)
+    return None
+
+
 def family_of(vae: torch.nn.Module) -> VAEFamily:
-    """The registry family of a loaded diffusers VAE (by class)."""
+    """The registry family of a loaded diffusers VAE: by class, and by latent channels where families share a class.
+
+    Two configs of one class (Wan 2.1's 16-channel and Wan 2.2's 48-channel AutoencoderKLWan) are told apart by the
+    latent channels their config declares, never by the class name alone.
+    """
     fam = getattr(vae, "_vaestudy_family", None)
     if fam is not None:
         return fam
-    for f in FAMILIES.values():
-        if type(vae).__name__ == f.diffusers_class:
-            return f
+    candidates = [f for f in FAMILIES.values() if type(vae).__name__ == f.diffusers_class]
+    if len(candidates) > 1:
+        channels = config_latent_channels(getattr(vae, "config", None))
+        candidates = [f for f in candidates if f.latent_channels == channels]
+        if len(candidates) != 1:
+            raise ValueError(f"vae of class {type(vae).__name__} with {channels} latent channels matches "
+                             f"{len(candidates)} registry families; known: "
+                             + ", ".join(f"{f.name} ({f.latent_channels} ch)" for f in FAMILIES.values()
+                                         if f.diffusers_class == type(vae).__name__))
+    if candidates:
+        return candidates[0]
     raise ValueError(f"vae of class {type(vae).__name__} is not a registry family ({', '.join(FAMILIES)})")
 
 

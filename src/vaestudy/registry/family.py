@@ -32,6 +32,15 @@ class VAEFamily:
     decode_batch: int | None = None  # latent frames per decoder call inside decode() (None: one pass or windows)
     cache_module: str | None = None  # "diffusers module:class" of the causal conv that holds one cache slot
     attention_block: str | None = None  # class name of the decoder's mid-block attention, if it has one
+    # (latent base, latent step, pixel base, pixel step) for a family whose frame counts do not follow the causal rule
+    # 1 + frame_step*k: valid latent counts are base + step*k and decode to pixel base + pixel step*k; None: that rule
+    frame_grid: tuple[int, int, int, int] | None = None
+    # diffusers' spatial tiling inside the family's own decode(): "off" (untiled unless enabled), "default" (the
+    # released model decodes with tiling on), "only" (decode() has no untiled path)
+    decode_tiling: str = "off"
+    per_frame_latents: bool = False  # decode() takes (batch*frames, C, h, w) latents plus num_frames (2-D latents)
+    output_layout: str = "bcthw"  # axis order of decode().sample; "btchw": frames before channels
+    full_config_source: str = ""  # where the released config's values in full_config were read
     # How an exact split decode (pipelines/exact_split.py) treats each family-defined decoder module class, checked
     # by hand against the diffusers source: "composite" (its own code is reshapes, time concatenation, nearest
     # interpolation by integer factors: local once every slab starts on a latent row), "pointwise" (per pixel, e.g.
@@ -91,21 +100,35 @@ class VAEFamily:
 
     # ---- frame counts -------------------------------------------------------------
     @property
+    def frame_rule(self) -> tuple[int, int, int, int]:
+        """(latent base, latent step, pixel base, pixel step): valid latent frame counts are ``base + step*k``."""
+        if self.frame_grid is not None:
+            return self.frame_grid
+        return 1, self.frame_step // self.temporal_compression, 1, self.frame_step
+
+    @property
+    def causal_frames(self) -> bool:
+        """Latent frame 0 decodes to one pixel frame and every later one to ``temporal_compression`` frames, so a
+        prefix of the latent decodes to a prefix of the video (what chunked and windowed decodes rely on)."""
+        return self.frame_grid is None
+
+    @property
     def streamable(self) -> bool:
         """True when chunks can be decoded exactly by carrying the decoder's cache."""
         return self.cache is not None
 
     def valid_frame_counts(self, up_to: int = 200) -> list[int]:
-        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k."""
-        return list(range(1, up_to + 1, self.frame_step))
+        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k (or its grid)."""
+        _, _, base, step = self.frame_rule
+        return list(range(base, up_to + 1, step))
 
     def check_frames(self, frames: int, name: str = "frames") -> None:
-        t = self.frame_step
-        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1 or (frames - 1) % t != 0:
-            examples = ", ".join(str(f) for f in self.valid_frame_counts(4 * t + 1))
+        _, _, base, t = self.frame_rule
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < base or (frames - base) % t != 0:
+            examples = ", ".join(str(f) for f in self.valid_frame_counts(base + 4 * t))
             raise ValueError(
                 f"{name}={frames!r} cannot be decoded cleanly by {self.name}: "
-                f"valid counts are 1 + {t}*k ({examples}, ...)"
+                f"valid counts are {base} + {t}*k ({examples}, ...)"
             )
 
     # ---- shapes -----------------------------------------------------------------
@@ -116,7 +139,8 @@ class VAEFamily:
         for pname, v in (("height", height), ("width", width)):
             if not isinstance(v, int) or v <= 0 or v % s != 0:
                 raise ValueError(f"{pname}={v!r} must be a positive multiple of {s} for {self.name}")
-        return (self.latent_channels, (frames - 1) // self.temporal_compression + 1, height // s, width // s)
+        lbase, lstep, pbase, pstep = self.frame_rule
+        return (self.latent_channels, lbase + (frames - pbase) // pstep * lstep, height // s, width // s)
 
     def pixel_shape(self, latent_frames: int, latent_height: int, latent_width: int) -> tuple[int, int, int, int]:
         """(3, frames, height, width) that a latent of this size decodes to."""
@@ -128,14 +152,18 @@ class VAEFamily:
 
     def check_latent_frames(self, latent_frames: int, name: str = "latent frames") -> None:
         """Latent frame counts must map back to a valid pixel count (odd counts for CogVideoX)."""
-        step = self.frame_step // self.temporal_compression
-        if latent_frames < 1 or (latent_frames - 1) % step != 0:
+        base, step, pbase, pstep = self.frame_rule
+        if latent_frames < base or (latent_frames - base) % step != 0:
             raise ValueError(
                 f"{name}={latent_frames} cannot be decoded cleanly by {self.name}: valid latent frame counts "
-                f"are 1 + {step}*k (pixel frames 1 + {self.frame_step}*k)"
+                f"are {base} + {step}*k (pixel frames {pbase} + {pstep}*k)"
             )
 
     def pixel_frames(self, latent_frames: int) -> int:
+        if self.frame_grid is not None:
+            base, step, pbase, pstep = self.frame_grid
+            self.check_latent_frames(latent_frames)
+            return pbase + (latent_frames - base) // step * pstep
         return (latent_frames - 1) * self.temporal_compression + 1
 
     def latent_to_pixel_frames(self, start: int, stop: int) -> tuple[int, int]:

@@ -17,10 +17,23 @@ WEIGHT_SOURCES = ("pretrained", "random", "tiny", "embedded")
 
 OFFLINE_HELP = (
     "Pretrained weights for {name} ({repo}, subfolder {sub!r}) are not available offline. "
-    "On a machine with internet run `hf download {repo} --include '{sub}/*'` "
+    "On a machine with internet run `{command}` "
     "(or pass a local directory: load_vae({name!r}, weights='pretrained', path='/dir/with/config.json')), "
     "or use weights='random' (real config, random weights: latency and memory only) or weights='tiny'."
 )
+
+
+def download_command(family: VAEFamily) -> str:
+    """The ``hf download`` command (the CLI huggingface_hub installs) that fetches a family's pretrained weights."""
+    if family.subfolder:
+        return f"hf download {family.repo_id} --include '{family.subfolder}/*'"
+    return f"hf download {family.repo_id}"
+
+
+def offline_help(family: VAEFamily) -> str:
+    """What to run when a family's pretrained weights are not here (the message of :class:`WeightsUnavailable`)."""
+    return OFFLINE_HELP.format(name=family.name, repo=family.repo_id, sub=family.subfolder,
+                               command=download_command(family))
 
 
 def _vae_class(family: VAEFamily):
@@ -103,21 +116,23 @@ def _quiet_hub():
 def _load_pretrained(family: VAEFamily, cls, path):
     if path is not None:
         p = Path(path)
-        if not (p / "config.json").exists() and not (p / family.subfolder / "config.json").exists():
-            raise ValueError(f"path={str(p)!r} holds no config.json (nor {family.subfolder}/config.json)")
-        sub = family.subfolder if (p / family.subfolder / "config.json").exists() else None
+        nested = bool(family.subfolder) and (p / family.subfolder / "config.json").exists()
+        if not (p / "config.json").exists() and not nested:
+            raise ValueError(f"path={str(p)!r} holds no config.json (nor {family.subfolder or '.'}/config.json)")
+        sub = family.subfolder if nested else None
         return cls.from_pretrained(p, subfolder=sub)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    help_text = OFFLINE_HELP.format(name=family.name, repo=family.repo_id, sub=family.subfolder)
+    help_text = offline_help(family)
+    sub = family.subfolder or None
     try:
         # Look in the local cache first so an offline machine fails in milliseconds.
         with _quiet_hub():
-            return cls.from_pretrained(family.repo_id, subfolder=family.subfolder, local_files_only=True)
+            return cls.from_pretrained(family.repo_id, subfolder=sub, local_files_only=True)
     except (OSError, EnvironmentError) as exc:
         if offline:
             raise WeightsUnavailable(help_text) from exc
     try:
-        return cls.from_pretrained(family.repo_id, subfolder=family.subfolder)
+        return cls.from_pretrained(family.repo_id, subfolder=sub)
     except Exception as exc:  # network errors come in many classes
         raise WeightsUnavailable(help_text) from exc
 
