@@ -38,6 +38,7 @@ import contextlib
 import statistics
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -425,7 +426,7 @@ class ExactSplitConfig:
     threads: int = 1
     repeats: int = 1
     warmup: int = 0  # untimed runs of each method first
-    save_to: str = ""  # rank 0 saves {"reference", "exact", "crop"} videos here (torch.save), for tests
+    save_to: str = ""  # a folder: rank 0 saves {"reference", "exact", "crop"} to MODEL-RANKS.pt there, for tests
     fail_rank: int = -1  # test hook: this rank fails ...
     fail_mode: str = "raise"  # ... by raising or hanging (see two_device.inject_failure) ...
     fail_after: int = 1  # ... at its n-th exchange of the first exact decode
@@ -517,23 +518,30 @@ def exact_split_worker(cfg: ExactSplitConfig, *, timeout_s: float = 60.0) -> dic
                      "rank_bytes_measured": meas_rank, "time_s": seconds, "median_s": statistics.median(seconds)})
     if cfg.save_to:
         torch.save({"reference": ref.cpu(), "exact": exact[-1]["video"].cpu(), "crop": crop[-1]["video"].cpu()},
-                   cfg.save_to)
+                   Path(cfg.save_to) / f"{fam.name}-{world}.pt")
     return {"config": {**cfg.__dict__, "latent": list(cfg.latent)}, "model": fam.name, "world": world,
             "chunk": chunk, "latent_shape": list(z.shape), "pixel_shape": list(ref.shape), "single_s": single_s,
             "single_median_s": statistics.median(single_s), "rows": rows}
 
 
-def compare_split_methods(model: str = DEFAULT_FAMILY, ranks: int = 2, latent=(3, 16, 16), *, timeout_s: float = 120.0,
-                          **settings) -> dict:
-    """Run :func:`exact_split_worker` on ``ranks`` local ranks (gloo, ``launch_local``) and return rank 0's record.
+def compare_split_methods(models=(DEFAULT_FAMILY,), ranks: int = 2, latent=(3, 16, 16), *, timeout_s: float = 120.0,
+                          **settings) -> list[dict]:
+    """Run :func:`exact_split_worker` for each model (a name or a list) on ``ranks`` local ranks (gloo, one process
+    group for all of them: ``launch_local``) and return rank 0's records, one per model.
 
     A rank that fails or stops answering ends the run within about ``timeout_s`` seconds (every collective and
     point-to-point wait is bounded by it) with an error naming that rank (``distributed.launch_local``).
     """
-    cfg = ExactSplitConfig(model=model, latent=tuple(latent), **settings).validate()
-    cfg.check_ranks(ranks)
-    return distributed.launch_local("exact-split", {**cfg.__dict__, "latent": list(cfg.latent)}, nproc=ranks,
-                                    timeout_s=timeout_s)
+    models = [models] if isinstance(models, str) else list(models)
+    if not models:
+        raise ValueError("models=[] : name at least one model")
+    cfgs = [ExactSplitConfig(model=m, latent=tuple(latent), **settings).validate() for m in models]
+    for cfg in cfgs:
+        cfg.check_ranks(ranks)
+    items = [{"task": "exact-split", "config": {**c.__dict__, "latent": list(c.latent)}} for c in cfgs]
+    if len(items) == 1:
+        return [distributed.launch_local("exact-split", items[0]["config"], nproc=ranks, timeout_s=timeout_s)]
+    return distributed.launch_local("batch", items, nproc=ranks, timeout_s=timeout_s)["results"]
 
 
 def format_split_rows(records: list[dict]) -> str:
@@ -562,8 +570,8 @@ def main_exact_split(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--timeout", type=float, default=120.0)
     a = p.parse_args(argv)
-    records = [compare_split_methods(m, n, a.latent, timeout_s=a.timeout, weights=a.weights, repeats=a.repeats,
-                                     warmup=a.warmup) for m in a.model for n in a.ranks]
+    records = [rec for n in a.ranks for rec in compare_split_methods(
+        a.model, n, a.latent, timeout_s=a.timeout, weights=a.weights, repeats=a.repeats, warmup=a.warmup)]
     print(format_split_rows(records))
     return 0
 
