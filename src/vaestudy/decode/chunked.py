@@ -2,8 +2,9 @@
 
 Three modes, one call shape:
 
-* ``cache``  – carry the decoder's causal cache between chunks (``feat_cache`` or ``conv_cache``, the
-  registry's ``cache``). Exact where norms are per pixel; with GroupNorm the statistics span a chunk.
+* ``cache``  – carry the decoder's causal cache between chunks (the registry's ``cache``: one stream class per
+  kind in :data:`~vaestudy.decode.streams.STREAMS`). Exact where no norm pools a chunk's frames and the class's
+  cache protocol allows it (``VAEFamily.streams_exactly``); with GroupNorm the statistics span a chunk.
 * ``naive``  – decode every chunk as an independent clip. Each chunk gets one latent frame of
   context in front (a causal decoder turns a clip's first latent frame into a single pixel
   frame, which is dropped) so the frame count matches, but no cached features are carried.
@@ -66,7 +67,9 @@ def _iter_cache(vae, z, plan) -> Iterator[Chunk]:
     sw = Clock(device)
     with torch.no_grad():
         for a, b in plan:
-            out = stream.step(z[:, :, a:b])
+            # the next latent frame, for a stream whose decoder reads ahead (the others ignore it)
+            ahead = z[:, :, b:b + 1] if b < z.shape[2] else None
+            out = stream.step(z[:, :, a:b], ahead=ahead)
             dt, el = sw.lap()
             yield Chunk(out, family.latent_to_pixel_frames(0, a)[1], dt, el)
 

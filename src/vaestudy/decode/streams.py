@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,11 @@ def _cache_module_class(family: VAEFamily) -> type:
 
 
 class FeatCacheStream:
-    """Stream a latent through a decoder that carries ``feat_cache`` (one slot per causal convolution)."""
+    """Stream a latent through a decoder that carries ``feat_cache`` (one slot per causal convolution).
+
+    A patchified decoder (``config.patch_size``) returns pixel patches as channels; they are unpatchified with
+    the class module's own ``unpatchify``, as its ``_decode`` does.
+    """
 
     def __init__(self, vae, clamp: bool = True):
         conv = _cache_module_class(family_of(vae))
@@ -39,8 +44,10 @@ class FeatCacheStream:
         self.clamp = clamp
         self.cache = [None] * sum(isinstance(m, conv) for m in vae.decoder.modules())
         self.started = False
+        self.patch_size = getattr(vae.config, "patch_size", None)
+        self.unpatchify = getattr(inspect.getmodule(type(vae)), "unpatchify", None) if self.patch_size else None
 
-    def step(self, z: torch.Tensor) -> torch.Tensor:
+    def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
         x = self.vae.post_quant_conv(z)  # kernel 1 in time: needs no cache
         outs = []
         if not self.started:
@@ -50,6 +57,8 @@ class FeatCacheStream:
         if x.shape[2]:
             outs.append(self.vae.decoder(x, feat_cache=self.cache, feat_idx=[0]))
         out = torch.cat(outs, dim=2)
+        if self.unpatchify is not None:
+            out = self.unpatchify(out, patch_size=self.patch_size)
         return out.clamp(-1.0, 1.0) if self.clamp else out
 
 
@@ -60,11 +69,126 @@ class ConvCacheStream:
         self.vae = vae
         self.cache = None
 
-    def step(self, z: torch.Tensor) -> torch.Tensor:
+    def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
         if self.vae.post_quant_conv is not None:
             z = self.vae.post_quant_conv(z)
         out, self.cache = self.vae.decoder(z, conv_cache=self.cache)
         return out
+
+
+class CacheDictStream:
+    """Stream a latent through a decoder called as ``decoder(z, cache_dict)``, the nested dict of padding frames
+    and norm flags that the class's ``_make_decoder_cache`` builds and every call updates in place."""
+
+    def __init__(self, vae):
+        self.vae = vae
+        self.cache = vae._make_decoder_cache()
+
+    def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
+        return self.vae.decoder(z, self.cache)
+
+
+class _ModuleStateStream:
+    """A stream over a decoder that keeps its cache as attributes of its modules (:attr:`STATE`).
+
+    Each stream keeps its own copy of that state and installs it only for the length of a step, leaving the
+    modules cleared (the values the class builds them with) before and after: so several streams of one model
+    (one per spatial tile) and the family's own ``decode()`` never see each other's cache.
+    """
+
+    STATE: dict = {}  # attribute -> its cleared value
+
+    def __init__(self, vae):
+        self.vae = vae
+        self.modules = [m for m in vae.decoder.modules() if any(hasattr(m, a) for a in self.STATE)]
+        self.fresh = [{a: v for a, v in self.STATE.items() if hasattr(m, a)} for m in self.modules]
+        self.saved = None  # this stream's state between steps (None: not started)
+
+    @contextlib.contextmanager
+    def _installed(self):
+        for m, st in zip(self.modules, self.saved or self.fresh):
+            for a, v in st.items():
+                setattr(m, a, v)
+        try:
+            yield
+        finally:
+            self.saved = [{a: getattr(m, a) for a in st} for m, st in zip(self.modules, self.fresh)]
+            for m, st in zip(self.modules, self.fresh):
+                for a, v in st.items():
+                    setattr(m, a, v)
+
+    @property
+    def started(self) -> bool:
+        return self.saved is not None
+
+
+class PrevFeaturesStream(_ModuleStateStream):
+    """Stream through a decoder whose causal convs and temporal upsamplers keep ``prev_features`` between calls.
+
+    The first call must hold exactly one latent frame (the upsamplers skip temporal upsampling on their first
+    call, as the class's own decode() does for its first frame); a step splits it off itself.
+    """
+
+    STATE = {"prev_features": None}
+
+    def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.vae.post_quant_conv(z)  # kernel 1: needs no cache
+        outs = []
+        with self._installed():
+            if not self.started:
+                outs.append(self.vae.decoder(x[:, :, :1]))
+                x = x[:, :, 1:]
+            if x.shape[2]:
+                outs.append(self.vae.decoder(x))
+        return torch.cat(outs, dim=2)
+
+
+class CausalCacheStream(_ModuleStateStream):
+    """Stream through a decoder whose causal modules keep ``causal_cache`` (with ``is_first_chunk`` and
+    ``cache_offset``), using the protocol of the class's own ``tiled_decode``.
+
+    Its temporal upsamplers interpolate trilinearly, so an output frame reads one latent frame ahead: a step is
+    given the next latent frame (``ahead``), decodes it too, drops its pixel frames and keeps it out of every
+    cache (``cache_offset``: its frames at each module's temporal resolution). Without ``ahead`` (the last step)
+    the chunk ends like the video does. The first step drops the leading frames decode() drops.
+    """
+
+    STATE = {"causal_cache": None, "is_first_chunk": True, "cache_offset": 0}
+
+    def __init__(self, vae):
+        super().__init__(vae)
+        self.ratio = int(vae.temporal_compression_ratio)
+        # cache_offset per module for one latent frame ahead, as the class's tiled_decode sets it: 1 at the latent
+        # rate, doubled by each temporal upsampler for the modules after it
+        dec = vae.decoder
+        offsets = {id(m): 1 for m in dec.modules()}
+        for level in sorted(dec.tempo_us, reverse=True):  # the decoder runs its levels high to low
+            up = dec.up_temporal[level].upsample
+            after = [up] + [dec.up_temporal[lv] for lv in range(level)] + [dec.norm_out, dec.conv_out]
+            for mod in after:
+                for m in mod.modules():
+                    offsets[id(m)] = 2 * up.num_temp_upsample
+        self.offsets = [offsets[id(m)] for m in self.modules]
+
+    def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.started and ahead is not None and z.shape[2] > 1:
+            # as the class's tiled_decode does: the first call holds latent frame 0 alone, reading frame 1 ahead
+            head = self._call(z[:, :, :1], z[:, :, 1:2])
+            return torch.cat([head, self._call(z[:, :, 1:], ahead)], dim=2)
+        return self._call(z, ahead)
+
+    def _call(self, z: torch.Tensor, ahead: torch.Tensor | None) -> torch.Tensor:
+        first = not self.started
+        with self._installed():
+            for m, off in zip(self.modules, self.offsets):
+                if hasattr(m, "is_first_chunk"):
+                    m.is_first_chunk = first
+                if hasattr(m, "cache_offset"):
+                    m.cache_offset = off if ahead is not None else 0
+            out = self.vae.decoder(z if ahead is None else torch.cat([z, ahead[:, :, :1]], dim=2))
+        if ahead is not None:
+            out = out[:, :, :-self.ratio]
+        return out[:, :, self.ratio - 1:] if first else out
 
 
 def open_stream(vae, clamp: bool = True):
@@ -80,7 +204,9 @@ def open_stream(vae, clamp: bool = True):
     )
 
 
-STREAMS = {"feat_cache": FeatCacheStream, "conv_cache": ConvCacheStream}  # cache kind -> stream class
+# cache kind (the registry's ``cache``, named as diffusers names it) -> stream class
+STREAMS = {"feat_cache": FeatCacheStream, "conv_cache": ConvCacheStream, "cache_dict": CacheDictStream,
+           "prev_features": PrevFeaturesStream, "causal_cache": CausalCacheStream}
 
 
 def stream_families() -> str:
@@ -92,10 +218,13 @@ def chunk_plan(family: VAEFamily, latent_frames: int, chunk: int) -> list[tuple[
     """Latent frame ranges [a, b) of a streamed decode with ``chunk`` frames per step.
 
     The remainder goes to the first chunk (as the 2-frame batching decodes do), so every
-    later chunk holds exactly ``chunk`` frames.
+    later chunk holds exactly ``chunk`` frames; a first chunk shorter than the family's ``chunk_min``
+    takes the next chunk in too.
     """
     family.check_chunk(chunk)
     first = 1 + (latent_frames - 1) % chunk
+    if first < family.chunk_min and first < latent_frames:
+        first += chunk
     plan = [(0, first)]
     while plan[-1][1] < latent_frames:
         a = plan[-1][1]

@@ -51,17 +51,26 @@ class VAEFamily:
     split_rules: dict[str, str] = field(default_factory=dict)
     # attribute values a module class must hold for its rule to apply: {class: {attribute: (valid values, ...)}}
     split_requires: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    # streaming (decode/streams.py): the fewest latent frames one streamed decoder call may hold (chunk_reason says why)
+    chunk_min: int = 1
+    # a decoder norm pools statistics over the frames of one call (None: as ``norm`` says, "group" pools; False for
+    # a GroupNorm applied frame by frame)
+    norm_pools_frames: bool | None = None
+    # why carrying the cache still is not the family's decode() arithmetic although no norm pools frames ("": it is)
+    stream_caveat: str = ""
 
     # ---- streaming and the family's own decode ----------------------------------------
     @property
     def streams_exactly(self) -> bool:
-        """Carrying the cache is the full decode's arithmetic: a cache, and no norm pooling over a chunk's frames."""
-        return self.streamable and self.norm == "rms"
+        """Carrying the cache is the full decode's arithmetic: a cache, no norm pooling over a chunk's frames, and no
+        caveat of the class's cache protocol (``stream_caveat``)."""
+        pools = self.norm != "rms" if self.norm_pools_frames is None else self.norm_pools_frames
+        return self.streamable and not pools and not self.stream_caveat
 
     @property
     def default_chunk(self) -> int:
         """The smallest chunk (latent frames) a stream of this family accepts: its default."""
-        return self.chunk_multiple
+        return self.chunk_multiple * -(-self.chunk_min // self.chunk_multiple)
 
     @property
     def window_overlap(self) -> int:
@@ -92,6 +101,11 @@ class VAEFamily:
         """ValueError naming ``name`` unless ``chunk`` is a valid number of latent frames per streamed step."""
         if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
             raise ValueError(f"{name}={chunk!r} must be an integer >= 1 (latent frames per step)")
+        if chunk < self.chunk_min:
+            raise ValueError(
+                f"{name}={chunk} is invalid for {self.name}: chunks must hold at least {self.chunk_min} latent frames "
+                f"(valid: {self.default_chunk}, {self.default_chunk + self.chunk_multiple}, ...)"
+                + (f": {self.chunk_reason}" if self.chunk_reason else ""))
         if chunk % self.chunk_multiple:
             raise ValueError(
                 f"{name}={chunk} is invalid for {self.name}: chunks must hold a multiple of {self.chunk_multiple} "
