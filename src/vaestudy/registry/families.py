@@ -33,7 +33,10 @@ FAMILIES: dict[str, VAEFamily] = {
         attention_block="WanAttentionBlock",
         split_rules={"WanDecoder3d": "composite", "WanMidBlock": "composite", "WanUpBlock": "composite",
                      "WanResidualBlock": "composite", "WanResample": "composite", "WanRMS_norm": "pointwise",
-                     "WanUpsample": "upsample", "WanCausalConv3d": "conv:_padding"},
+                     "WanUpsample": "upsample", "WanCausalConv3d": "conv:_padding",
+                     # the residual up blocks (is_residual=True): DupUp3D moves channels into 2x2 pixel blocks, so
+                     # each output row pair comes from one input row, like a nearest upsampler
+                     "WanResidualUpBlock": "composite", "DupUp3D": "composite"},
         split_requires={"WanResample": {"mode": ("none", "upsample2d", "upsample3d")}},
     ),
     "cogvideox": VAEFamily(
