@@ -141,7 +141,7 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=48,
         causal=True,
-        cache=None,
+        cache="feat_cache",
         frame_step=4,
         clamps_output=True,
         norm="rms",
@@ -183,6 +183,7 @@ FAMILIES: dict[str, VAEFamily] = {
                       "(filled by a Python loop over N rows). Spatial tiling only when enabled: 256 px tiles, "
                       "overlap factor 0.25."),
         tiny_config={"block_out_channels": (8, 8, 8, 8, 32), "layers_per_block": 1},
+        dense_attention_mask=True,
         full_config_source=("class defaults; the repo id is the one HunyuanVideo15Pipeline's docstring loads; "
                             "its vae/config.json was not read here"),
     ),
@@ -244,7 +245,7 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=16,
         causal=True,
-        cache=None,
+        cache="prev_features",
         frame_step=4,
         clamps_output=False,
         norm="group",
@@ -257,6 +258,9 @@ FAMILIES: dict[str, VAEFamily] = {
         full_config_source=("class defaults; the repo id is the one the diffusers docs load the class from; its "
                             "vae/config.json was not read here"),
         decode_batch=1,
+        # its GroupNorm runs frame by frame (spatial_group_norm=True, the class default), so no statistics span a
+        # streamed chunk
+        norm_pools_frames=False,
     ),
     "allegro": VAEFamily(
         name="allegro",
@@ -294,7 +298,7 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=16,
         causal=True,
-        cache=None,
+        cache="cache_dict",
         frame_step=4,
         clamps_output=False,
         norm="group",
@@ -305,6 +309,9 @@ FAMILIES: dict[str, VAEFamily] = {
         tiny_config={"ch": 32, "ch_mult": (1, 1, 1, 1), "num_res_blocks": 1},  # its GroupNorm has 32 groups
         full_config_source=("class defaults; repo id and subfolder from the diffusers docs (v0.39) for "
                             "AutoencoderKLKVAEVideo; its config.json was not read here"),
+        chunk_min=2,
+        chunk_reason=("a decoder call of one latent frame skips its temporal upsampling (time factor 1 + "
+                      "(frames > 1)) and its causal convs keep one frame of padding instead of two"),
     ),
     "minimax-h3": VAEFamily(
         name="minimax-h3",
@@ -341,7 +348,7 @@ FAMILIES: dict[str, VAEFamily] = {
         temporal_compression=4,
         latent_channels=4,
         causal=True,
-        cache=None,
+        cache="causal_cache",
         frame_step=4,
         clamps_output=False,
         norm="rms",
@@ -353,6 +360,10 @@ FAMILIES: dict[str, VAEFamily] = {
                       "original .ckpt checkpoints, no diffusers config is known, so 'pretrained' may not load."),
         tiny_config={"ch": 8, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 4},
         full_config_source="class defaults (z_channels 4); released VidTok variants differ and none was read here",
+        stream_caveat=("its temporal upsampler interpolates trilinearly, reading one latent frame ahead; its own "
+                       "chunk protocol (tiled_decode: one frame ahead, cache_offset) caches the look-ahead frames "
+                       "of the first call as the left neighbours of the next, where the one-pass decode() restarts "
+                       "the interpolation at latent frame 1, so pixel frames after the first differ"),
     ),
     "svd": VAEFamily(
         name="svd",
