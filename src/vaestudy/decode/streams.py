@@ -8,6 +8,12 @@ features between calls, so chunk after chunk reproduces the one-pass decode:
   exactly one latent frame.
 * ``conv_cache`` families: ``decoder(z, conv_cache=cache)`` returns ``(frames, new_cache)``; chunk
   sizes follow the registry's ``chunk_multiple`` (the remainder goes to the first chunk).
+* ``cache_dict`` families: ``decoder(z, cache_dict)`` with the nested dict the class builds, updated in place;
+  every call must hold ``chunk_min`` latent frames.
+* ``prev_features`` and ``causal_cache`` families keep the cache in their modules' attributes; a stream swaps
+  its own copy in for each step and leaves the modules cleared. A ``causal_cache`` decoder reads one latent
+  frame ahead, so ``step`` takes the next latent frame as ``ahead`` (every stream accepts it; the others
+  ignore it).
 
 Streams are chosen by the family's cache kind (:data:`STREAMS`), never by its name.
 """

@@ -442,7 +442,7 @@ ROLES: dict[str, Callable[[VAEFamily], bool]] = {
     # carrying the cache is the full decode's arithmetic: chunks equal the full decode
     "exact stream": lambda f: f.streams_exactly,
     # carries a cache, but its GroupNorm pools over a chunk's frames, so chunks differ from the full decode
-    "groupnorm stream": lambda f: f.streamable and f.norm == "group",
+    "groupnorm stream": lambda f: f.streamable and f.norm == "group" and not f.streams_exactly,
     # its own decode() tiles in time with overlapping windows
     "temporal windows": lambda f: f.temporal_window is not None,
 }
