@@ -524,14 +524,22 @@ def exact_split_worker(cfg: ExactSplitConfig, *, timeout_s: float = 60.0) -> dic
             "single_median_s": statistics.median(single_s), "rows": rows}
 
 
-def compare_split_methods(models=(DEFAULT_FAMILY,), ranks: int = 2, latent=(3, 16, 16), *, timeout_s: float = 120.0,
-                          **settings) -> list[dict]:
-    """Run :func:`exact_split_worker` for each model (a name or a list) on ``ranks`` local ranks (gloo, one process
-    group for all of them: ``launch_local``) and return rank 0's records, one per model.
+LAUNCHERS = ("local", "torchrun")
 
-    A rank that fails or stops answering ends the run within about ``timeout_s`` seconds (every collective and
-    point-to-point wait is bounded by it) with an error naming that rank (``distributed.launch_local``).
+
+def compare_split_methods(models=(DEFAULT_FAMILY,), ranks: int = 2, latent=(3, 16, 16), *, timeout_s: float = 120.0,
+                          launcher: str = "local", deadline_s: float = 1800.0, **settings) -> list[dict]:
+    """Run :func:`exact_split_worker` for each model (a name or a list) on ``ranks`` local ranks, one process group
+    for all of them, and return rank 0's records, one per model.
+
+    ``launcher="local"``: forked ranks (``distributed.launch_local``; a failure raises ``ProcessRaisedException``);
+    ``"torchrun"``: ``distributed.launch`` (a failure raises ``DistributedRunError``, the rank chosen by
+    ``distributed.blame``; the whole run is also killed after ``deadline_s``). Either way a rank that fails or stops
+    answering ends the run within about ``timeout_s`` seconds of it (every collective and point-to-point wait is
+    bounded by it), with an error naming that rank.
     """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher={launcher!r} is unknown; valid: {', '.join(LAUNCHERS)}")
     models = [models] if isinstance(models, str) else list(models)
     if not models:
         raise ValueError("models=[] : name at least one model")
@@ -539,9 +547,12 @@ def compare_split_methods(models=(DEFAULT_FAMILY,), ranks: int = 2, latent=(3, 1
     for cfg in cfgs:
         cfg.check_ranks(ranks)
     items = [{"task": "exact-split", "config": {**c.__dict__, "latent": list(c.latent)}} for c in cfgs]
-    if len(items) == 1:
-        return [distributed.launch_local("exact-split", items[0]["config"], nproc=ranks, timeout_s=timeout_s)]
-    return distributed.launch_local("batch", items, nproc=ranks, timeout_s=timeout_s)["results"]
+    task, cfg = ("exact-split", items[0]["config"]) if len(items) == 1 else ("batch", items)
+    if launcher == "torchrun":
+        rec = distributed.launch(task, cfg, nproc=ranks, timeout_s=timeout_s, deadline_s=deadline_s)
+    else:
+        rec = distributed.launch_local(task, cfg, nproc=ranks, timeout_s=timeout_s)
+    return rec["results"] if task == "batch" else [rec]
 
 
 def format_split_rows(records: list[dict]) -> str:
@@ -569,9 +580,11 @@ def main_exact_split(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local")
     a = p.parse_args(argv)
     records = [rec for n in a.ranks for rec in compare_split_methods(
-        a.model, n, a.latent, timeout_s=a.timeout, weights=a.weights, repeats=a.repeats, warmup=a.warmup)]
+        a.model, n, a.latent, timeout_s=a.timeout, launcher=a.launcher, weights=a.weights, repeats=a.repeats,
+        warmup=a.warmup)]
     print(format_split_rows(records))
     return 0
 
