@@ -40,8 +40,10 @@ def test_batched_tiles_equal_the_per_tile_loop(tiny, name):
     ref = _video(iter_tiled_chunked_per_tile(vae, z, fam.default_chunk, tile=3, overlap=1))
     for tb in (None, 3):  # 4 tiles: one batch, and an uneven split (3 + 1)
         got = _video(iter_tiled_chunked(vae, z, fam.default_chunk, tile=3, overlap=1, tile_batch=tb))
-        # fp32 reordering bound, relative to the output's scale (decoders that do not clamp exceed 1)
-        atol = FP32_EXACT * max(1.0, float(ref.abs().max()))
+        # fp32 reordering (a batch of 4 picks other conv kernels than a batch of 1), relative to the output's scale
+        # (decoders that do not clamp exceed 1); twice the chunked-vs-full bound: the unclamped LayerNorm decoder of
+        # the slow tier reached 1.9e-5 at scale 1.19 (mean abs 4e-7, PSNR 129 dB)
+        atol = 2 * FP32_EXACT * max(1.0, float(ref.abs().max()))
         assert_video_close(got, ref, atol=atol, what=f"{name} tile_batch={tb} vs per-tile loop")
 
 

@@ -96,9 +96,13 @@ def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch):
         for a, e in tplan:
             out = None
             for group, stream in zip(groups, streams):
-                crops = torch.cat([z[:, :, a:e, y:y + h, x:x + w] for y, x, h, w in (tiles[i] for i in group)])
-                px = stream.step(crops)
-                del crops
+                boxes = [tiles[i] for i in group]
+                crops = torch.cat([z[:, :, a:e, y:y + h, x:x + w] for y, x, h, w in boxes])
+                # the next latent frame, for a stream whose decoder reads ahead (the others ignore it)
+                ahead = torch.cat([z[:, :, e:e + 1, y:y + h, x:x + w] for y, x, h, w in boxes]) \
+                    if e < z.shape[2] else None
+                px = stream.step(crops, ahead=ahead)
+                del crops, ahead
                 if out is None:
                     out = torch.zeros(b, 3, px.shape[2], plan.height * s, plan.width * s, dtype=px.dtype,
                                       device=px.device)
@@ -127,7 +131,8 @@ def _iter_per_tile(vae, z, plan, tplan, blend):
         for a, b in tplan:
             blender = None
             for i, (y, x, h, w) in enumerate(plan.tiles):
-                out = streams[i].step(z[:, :, a:b, y:y + h, x:x + w])
+                ahead = z[:, :, b:b + 1, y:y + h, x:x + w] if b < z.shape[2] else None
+                out = streams[i].step(z[:, :, a:b, y:y + h, x:x + w], ahead=ahead)
                 if blender is None:
                     blender = TileBlender(plan, family.spatial_compression, blend, out, out.shape[2])
                 blender.add(i, out)

@@ -1,0 +1,98 @@
+"""The speed levers on the exact stream: what applies where, compiles per chunk signature, dtype errors, the table.
+
+No assertion reads a speed: ratios are checked to be the ratios of the run's own medians, and the compile count
+against the distinct decoder call signatures of the stream.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import latent_for
+from vaestudy.bench.levers import (
+    BASELINES,
+    DTYPE_TOL,
+    LEVERS,
+    call_signatures,
+    compiled_decoder,
+    lever_plan,
+    levers_table,
+    levers_verdict,
+    measure_levers,
+    stream_decode,
+)
+from vaestudy.registry import exemplar
+
+EXACT = exemplar("exact stream").name
+
+
+def test_cpu_runs_what_applies_and_skips_the_cuda_levers():
+    plan = {p["lever"]: p for p in lever_plan("cpu")}
+    assert set(plan) == set(LEVERS)
+    for name, lv in LEVERS.items():
+        assert plan[name]["applies"] == (not lv.needs_cuda)
+        assert plan[name]["why"] == ("skipped: needs CUDA" if lv.needs_cuda else "")
+
+
+def test_on_a_cuda_device_every_lever_applies(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # control flow only: no kernel runs
+    assert all(p["applies"] for p in lever_plan("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert [p["lever"] for p in lever_plan("cuda") if not p["applies"]] == \
+        [n for n, lv in LEVERS.items() if lv.needs_cuda]
+
+
+@pytest.mark.slow
+def test_compile_builds_one_graph_per_chunk_signature(tiny):
+    vae = tiny(EXACT)
+    z = latent_for(vae, 7, 4, seed=1)  # 7 latent frames in chunks of 2: a first chunk of 1, then 3 of 2
+    sigs = call_signatures(vae, z, 2)
+    assert len(sigs) > len(set(sigs))  # some signature repeats: a steady chunk that must not recompile
+    eager = stream_decode(vae, z, 2)
+    with compiled_decoder(vae, backend="eager") as stats:  # dynamo's tracing only: the count, not the speed
+        once = stream_decode(vae, z, 2)
+        again = stream_decode(vae, z, 2)
+    assert stats["compiles"] == len(set(sigs)), (stats, sigs)  # once per distinct shape, none on the second decode
+    assert stats["graph_breaks"] == 0
+    assert torch.equal(once, again) and float((once - eager).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("lever", ["bf16", "fp16"])
+def test_dtype_lever_error_is_within_the_dtype_tolerance(tiny, lever):
+    vae = tiny(EXACT)
+    r = measure_levers(vae, frames=5, size=(16, 16), levers=[lever], repeats=1, warmup=0)
+    row = next(x for x in r["rows"] if x["lever"] == lever)
+    assert 1e-5 < row["max_abs"] <= DTYPE_TOL[lever]  # the cast took effect, and rounding stayed bounded
+    assert not row["exact"]
+
+
+def test_rows_are_ratios_of_one_run(tiny):
+    vae = tiny(EXACT)
+    r = measure_levers(vae, frames=5, size=(16, 16), levers=["channels_last_3d", "cuda graph"], repeats=2, warmup=0)
+    rows = {x["lever"]: x for x in r["rows"]}
+    assert list(rows) == [*BASELINES, "channels_last_3d", "cuda graph"]
+    assert rows["cuda graph"]["status"] == "skipped: needs CUDA" and "median_s" not in rows["cuda graph"]
+    stream, dec = rows["exact stream"]["median_s"], rows["decode()"]["median_s"]
+    for x in (rows["exact stream"], rows["channels_last_3d"]):
+        assert x["min_s"] <= x["median_s"] <= x["max_s"]
+        assert x["vs_stream"] == pytest.approx(stream / x["median_s"])
+        assert x["vs_decode"] == pytest.approx(dec / x["median_s"])
+    assert rows["exact stream"]["exact"] and rows["channels_last_3d"]["exact"]  # fp32 reorderings of the decode
+    text = levers_table(r)
+    assert "skipped: needs CUDA" in text and "channels_last_3d" in text
+    assert "goal is set for a GPU" in levers_verdict(r)
+
+
+def test_bad_inputs_are_refused_before_any_decode(tiny):
+    vae = tiny(EXACT)
+    with pytest.raises(ValueError, match="levers="):
+        measure_levers(vae, frames=5, size=(16, 16), levers=["turbo"])
+    with pytest.raises(ValueError, match="repeats="):
+        measure_levers(vae, frames=5, size=(16, 16), repeats=0)
+    with pytest.raises(ValueError, match="fp32"):
+        measure_levers(copy.deepcopy(vae).to(torch.float64), frames=5, size=(16, 16))
+    with pytest.raises(ValueError, match="does not stream exactly"):
+        measure_levers(tiny(exemplar("groupnorm stream").name), frames=5, size=(16, 16))
