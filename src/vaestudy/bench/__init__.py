@@ -4,6 +4,17 @@ frame consumers, the results store, the hardware ceiling and the planner fitted 
 Timing reads the one clock (:mod:`vaestudy.clock`).
 """
 
+from vaestudy.bench.chunk_curve import (
+    KNEE_FRACTION,
+    cached_families,
+    chunk_curve,
+    chunk_sizes,
+    curve_configs,
+    curve_table,
+    knee,
+    seed_point,
+    seed_reference,
+)
 from vaestudy.bench.config import (
     CONSUMERS,
     DTYPES,
@@ -41,6 +52,14 @@ from vaestudy.bench.costmodel import (
     usable,
 )
 from vaestudy.bench.environment import cpu_model_name, device_name, environment, utc_now
+from vaestudy.bench.levers import (
+    GOAL_VS_DECODE,
+    LEVERS,
+    lever_plan,
+    levers_table,
+    levers_verdict,
+    measure_levers,
+)
 from vaestudy.bench.memory import M_MMAP_THRESHOLD, PeakMemory, exact_rss, measure_peak
 from vaestudy.bench.planner import (
     candidates,
@@ -76,3 +95,4 @@ from vaestudy.bench.store import (
     series,
     with_ratios,
 )
+from vaestudy.bench.tiled_chunked_cost import cost_table, cost_verdict, tiled_chunked_cost

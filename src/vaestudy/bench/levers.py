@@ -25,11 +25,11 @@ A lever that cannot run here is a row with ``status`` "skipped: ..." and no numb
 
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -10,7 +10,7 @@ memory comes from one extra run of each (:class:`~vaestudy.bench.memory.PeakMemo
 from __future__ import annotations
 
 import statistics
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 

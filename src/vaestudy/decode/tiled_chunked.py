@@ -27,7 +27,7 @@ removes: ``plan.tile`` area times tile count over the frame area (see :func:`ove
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
