@@ -104,7 +104,9 @@ def test_computed_halo_bytes_grow_with_boundaries(tiny_vae):
     """Every boundary between slabs exchanges the same rows whatever the slab heights: 3 boundaries (4 ranks) send
     three times what 1 boundary (2 ranks) sends; norms and gathers are per rank, output once per frame."""
     shape = (1, 16, *LATENT)
-    two, four = X.exchange_bytes(tiny_vae, shape, 2)["total"], X.exchange_bytes(tiny_vae, shape, 4)["total"]
+    res2, res4 = X.exchange_bytes(tiny_vae, shape, 2), X.exchange_bytes(tiny_vae, shape, 4)
+    two, four = res2["total"], res4["total"]
+    assert len(set(res2["exchanges"] + res4["exchanges"])) == 1  # every rank meets the same synchronisation points
     assert two["halo"] > 0 and four["halo"] == 3 * two["halo"]
     assert four["norm"] == 2 * two["norm"]  # the same (sample, group) sums, all-reduced by twice as many ranks
     px = 1 * 3 * tiny_vae._vaestudy_family.pixel_frames(LATENT[0]) * 128 * 128 * 4  # fp32 video, equal slabs

@@ -107,6 +107,9 @@ class SlabExchange:
 
     def _count(self, category: str, t: torch.Tensor) -> None:
         self.sent[category] += t.numel() * t.element_size()
+
+    def _tick(self) -> None:
+        """One exchange (a synchronisation point with the neighbours or the group) begins."""
         self.calls += 1
         fail_rank, mode, after, timeout_s = self._fail
         if not self.dry and self.calls == after:  # test hook: this rank dies or hangs in the middle of a decode
@@ -116,6 +119,8 @@ class SlabExchange:
         """``x`` with ``top`` rows of the rank above and ``bottom`` rows of the rank below (zeros at frame edges)."""
         s = self._scale(x)
         r, shape = self.rank, list(x.shape)
+        if self.world > 1:
+            self._tick()
         for who, p in ((r, max(top, bottom)), (r - 1, top), (r + 1, bottom)):  # halos come from one neighbour
             if 0 <= who < self.world and self._rows(who) * s < p:
                 raise SplitUnsupported(f"rank {who} holds {self._rows(who) * s} rows at this layer, fewer than the "
@@ -144,6 +149,7 @@ class SlabExchange:
         """``gn(x)`` with statistics over the whole frame: float64 sums, sums of squares and counts all-reduced."""
         if self.world == 1:
             return F.group_norm(x, gn.num_groups, gn.weight, gn.bias, gn.eps)  # one rank: nothing to pool
+        self._tick()
         b, c = x.shape[:2]
         xg = x.reshape(b, gn.num_groups, -1).double()
         stats = torch.stack([xg.sum(-1), (xg * xg).sum(-1), torch.full_like(xg[..., 0], xg.shape[-1])], dim=-1)
@@ -162,6 +168,7 @@ class SlabExchange:
         """The whole frame from every rank's rows (all_gather, parts padded to the tallest)."""
         if self.world == 1:
             return x
+        self._tick()
         s = self._scale(x)
         sizes = [self._rows(r) * s for r in range(self.world)]
         padded = F.pad(x, (0, 0, 0, max(sizes) - x.shape[-2])).contiguous()
@@ -365,7 +372,8 @@ def exact_split_decode(vae: nn.Module, z: torch.Tensor, *, chunk: int | None = N
 def exchange_bytes(vae: nn.Module, latent_shape, ranks: int, *, chunk: int | None = None,
                    dtype: torch.dtype | None = None) -> dict:
     """Bytes each rank sends in one exact split decode, computed from the shapes alone: a trace of every rank's slab
-    through the decoder on the meta device (nothing is computed or sent). Returns per-rank dicts and totals."""
+    through the decoder on the meta device (nothing is computed or sent). Returns per-rank dicts, totals, and the
+    number of exchanges (halo swaps, all-reduces, gathers: each a synchronisation point) per rank."""
     family = family_of(vae)
     if len(latent_shape) != 5:
         raise ValueError(f"latent_shape={tuple(latent_shape)!r} must be (batch, channels, frames, rows, columns)")
@@ -375,14 +383,16 @@ def exchange_bytes(vae: nn.Module, latent_shape, ranks: int, *, chunk: int | Non
     family.check_chunk(chunk)
     plan = exact_split_plan(h, ranks)
     dtype = dtype or next(vae.parameters()).dtype
-    per_rank = []
+    per_rank, calls = [], []
     with _meta_weights(vae):
         for r in range(ranks):
             ex = SlabExchange(plan, r, dry=True)
             z = torch.empty(bsz, c, t, plan[r][1] - plan[r][0], w, device="meta", dtype=dtype)
             ex.gather_output(decode_slab(vae, z, ex, chunk))
             per_rank.append(dict(ex.sent))
-    return {"per_rank": per_rank, "total": {k: sum(p[k] for p in per_rank) for k in CATEGORIES}}
+            calls.append(ex.calls)
+    return {"per_rank": per_rank, "total": {k: sum(p[k] for p in per_rank) for k in CATEGORIES},
+            "exchanges": calls}
 
 
 def crop_gather_bytes(vae: nn.Module, latent_shape, ranks: int, halo: int, chunk: int) -> int:
