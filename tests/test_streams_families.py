@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from diffusers import AutoencoderKLMagvit
 
 from conftest import FP32_EXACT, assert_video_close, latent_for
 from vaestudy.decode.chunked import decode_chunked
@@ -52,6 +53,19 @@ def test_stream_with_the_family_cache_is_its_decode(case, name, chunk):
     assert_video_close(res.video, full, atol=FP32_EXACT, what=f"{name} chunk={chunk} vs decode()")
 
 
+def test_easyanimate_exactness_rests_on_its_framewise_groupnorm():
+    """The registry's norm_pools_frames=False for EasyAnimate holds for spatial_group_norm=True (the class default):
+    built with spatial_group_norm=False (GroupNorm over a call's frames, trilinear temporal upsampling) the same
+    stream is exact only at chunk 1, decode()'s own one frame per call."""
+    fam = get_family("easyanimate")
+    torch.manual_seed(0)
+    vae = AutoencoderKLMagvit(**{**fam.tiny_config, "spatial_group_norm": False}).eval()
+    z = latent_for(vae, 3, 1, seed=0)
+    full = own_decode(vae, z)
+    assert_video_close(decode_chunked(vae, z, 1).video, full, atol=FP32_EXACT, what="pooled norm, chunk=1")
+    assert float((decode_chunked(vae, z, 2).video - full).abs().max()) > 100 * FP32_EXACT
+
+
 @pytest.mark.parametrize("name, chunk", [("wan2.2", 1), ("easyanimate", 1), ("kvae", 4), ("vidtok", 1)])
 def test_naive_chunks_without_the_cache_differ(case, name, chunk):
     """Every chunk decoded as its own clip (no cache carried) is far from decode(): the cache carries real state.
@@ -71,7 +85,7 @@ def test_kvae_cached_groupnorm_holds_flags_not_statistics(case):
         stream.step(z[:, :, :2])
 
     def norm_caches(d):
-        for k, v in d.items():
+        for v in d.values():
             if isinstance(v, dict):
                 if "mean" in v or "var" in v:
                     yield v
@@ -105,24 +119,31 @@ def test_kvae_decode_drops_frames_when_its_last_segment_holds_one_latent_frame(c
     assert decode_chunked(vae, z6, 2).video.shape[2] == get_family("kvae").pixel_frames(6) == 21
 
 
-@pytest.mark.parametrize("chunk", [1, 2])
-def test_vidtok_stream_is_its_own_chunk_protocol_and_differs_after_frame_0(case, chunk):
-    """VidTok's stream follows the class's own chunk protocol (tiled_decode, one spatial tile) to fp32, whatever the
-    chunk; both differ from the one-pass decode() after pixel frame 0 (stream_caveat: the upsampler's look-ahead)."""
-    vae, z, full = case("vidtok")
-    assert not get_family("vidtok").streams_exactly
+@pytest.fixture(scope="module")
+def vidtok_own_chunks(case):
+    """VidTok's own chunked decode: its tiled_decode with one tile covering the latent (only time is chunked)."""
+    vae, z, _ = case("vidtok")
     saved = {k: getattr(vae, k) for k in ("use_tiling", "tile_latent_min_height", "tile_latent_min_width",
                                           "tile_sample_min_height", "tile_sample_min_width")}
     try:
-        vae.use_tiling = True  # one tile covering the latent: only the temporal chunking of tiled_decode remains
+        vae.use_tiling = True
         vae.tile_latent_min_height = vae.tile_latent_min_width = z.shape[-1]
         vae.tile_sample_min_height = vae.tile_sample_min_width = z.shape[-1] * get_family("vidtok").spatial_compression
         with torch.no_grad():
-            own_chunks = vae.decode(z)  # (own_decode would switch the tiling off)
+            return vae.decode(z)  # (own_decode would switch the tiling off)
     finally:
         for k, v in saved.items():
             setattr(vae, k, v)
         vae._set_cache_offset([vae.decoder], 0)  # tiled_decode leaves its offsets set
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_vidtok_stream_is_its_own_chunk_protocol_and_differs_after_frame_0(case, vidtok_own_chunks, chunk):
+    """VidTok's stream follows the class's own chunk protocol (tiled_decode, one spatial tile) to fp32, whatever the
+    chunk; both differ from the one-pass decode() after pixel frame 0 (stream_caveat: the upsampler's look-ahead)."""
+    vae, z, full = case("vidtok")
+    own_chunks = vidtok_own_chunks
+    assert not get_family("vidtok").streams_exactly
     res = decode_chunked(vae, z, chunk)
     assert not res.exact
     assert_video_close(res.video, own_chunks, atol=FP32_EXACT, what=f"vidtok chunk={chunk} vs its tiled_decode")
@@ -140,10 +161,10 @@ def test_streams_of_one_model_keep_their_own_module_state(case, name):
     with torch.no_grad():
         a, b = open_stream(vae), open_stream(vae)
         outs = [[], []]
+        last = z.shape[2] - 1
         for t in range(z.shape[2]):
-            ahead = (lambda x: x[:, :, t + 1:t + 2] if t + 1 < z.shape[2] else None)
-            outs[0].append(a.step(z[:, :, t:t + 1], ahead=ahead(z)))
-            outs[1].append(b.step(z2[:, :, t:t + 1], ahead=ahead(z2)))
+            outs[0].append(a.step(z[:, :, t:t + 1], ahead=z[:, :, t + 1:t + 2] if t < last else None))
+            outs[1].append(b.step(z2[:, :, t:t + 1], ahead=z2[:, :, t + 1:t + 2] if t < last else None))
     assert_video_close(torch.cat(outs[1], dim=2), alone, atol=FP32_EXACT, what=f"{name} interleaved stream")
     state = a.STATE
     for m in vae.decoder.modules():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +103,7 @@ class _ModuleStateStream:
     (one per spatial tile) and the family's own ``decode()`` never see each other's cache.
     """
 
-    STATE: dict = {}  # attribute -> its cleared value
+    STATE: ClassVar[dict] = {}  # attribute -> its cleared value
 
     def __init__(self, vae):
         self.vae = vae
@@ -135,7 +136,7 @@ class PrevFeaturesStream(_ModuleStateStream):
     call, as the class's own decode() does for its first frame); a step splits it off itself.
     """
 
-    STATE = {"prev_features": None}
+    STATE: ClassVar[dict] = {"prev_features": None}
 
     def step(self, z: torch.Tensor, ahead: torch.Tensor | None = None) -> torch.Tensor:
         x = self.vae.post_quant_conv(z)  # kernel 1: needs no cache
@@ -159,7 +160,7 @@ class CausalCacheStream(_ModuleStateStream):
     the chunk ends like the video does. The first step drops the leading frames decode() drops.
     """
 
-    STATE = {"causal_cache": None, "is_first_chunk": True, "cache_offset": 0}
+    STATE: ClassVar[dict] = {"causal_cache": None, "is_first_chunk": True, "cache_offset": 0}
 
     def __init__(self, vae):
         super().__init__(vae)
