@@ -163,6 +163,9 @@ class CausalCacheStream(_ModuleStateStream):
     STATE: ClassVar[dict] = {"causal_cache": None, "is_first_chunk": True, "cache_offset": 0}
 
     def __init__(self, vae):
+        if not getattr(vae, "is_causal", True):
+            raise ValueError(f"{type(vae).__name__} built with is_causal=False keeps no causal_cache to stream with; "
+                             "valid: a causal config (is_causal=True, the class default)")
         super().__init__(vae)
         self.ratio = int(vae.temporal_compression_ratio)
         # cache_offset per module for one latent frame ahead, as the class's tiled_decode sets it: 1 at the latent
