@@ -27,10 +27,15 @@ STEP_TIMEOUT_S = 900
 
 
 def family_size(name: str) -> tuple[int, int, str]:
-    """Small CUDA sizes per family: 3 latent frames, an 8x8 latent (frames, pixels)."""
+    """Small CUDA sizes per family: 3 latent frames, an 8x8 latent (frames, pixels); the family's smallest valid
+    latent frame count where 3 is off its frame rule, and its own 3-D tile where decode() only works in tiles."""
     fam = FAMILIES[name]
+    base, step, _, _ = fam.frame_rule
+    latent_frames = 3 if base == 1 and (3 - base) % step == 0 else base
     px = 8 * fam.spatial_compression
-    return fam.pixel_frames(3), px, f"{px}x{px}"
+    if fam.decode_tiling == "only":
+        px = max(px, fam.tiling_defaults["kernel"][1])
+    return fam.pixel_frames(latent_frames), px, f"{px}x{px}"
 
 
 def plan_steps(out: Path, *, dtype: str, gpus: int, notebooks: bool) -> list[tuple[str, list[str]]]:

@@ -182,7 +182,11 @@ def test_registry_ratios(name, raw_x, r_057):
 
 
 def test_latent_shapes_match_registry():
+    # the codec view counts frames by the causal first-frame rule; families whose frames follow another grid
+    # (the registry's frame_grid: 3-D tiles, clips) are outside what a Codec describes
     for name, f in FAMILIES.items():
+        if not f.causal_frames and f.temporal_compression > 1:
+            continue
         frames = 1 + 2 * f.temporal_compression
         s = f.spatial_compression
         assert C.latent_shape(name, frames, 4 * s, 2 * s) == f.latent_shape(frames, 4 * s, 2 * s)

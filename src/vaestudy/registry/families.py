@@ -183,6 +183,7 @@ FAMILIES: dict[str, VAEFamily] = {
                       "(filled by a Python loop over N rows). Spatial tiling only when enabled: 256 px tiles, "
                       "overlap factor 0.25."),
         tiny_config={"block_out_channels": (8, 8, 8, 8, 32), "layers_per_block": 1},
+        dense_attention_mask=True,
         full_config_source=("class defaults; the repo id is the one HunyuanVideo15Pipeline's docstring loads; "
                             "its vae/config.json was not read here"),
     ),

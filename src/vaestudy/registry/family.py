@@ -41,6 +41,8 @@ class VAEFamily:
     per_frame_latents: bool = False  # decode() takes (batch*frames, C, h, w) latents plus num_frames (2-D latents)
     output_layout: str = "bcthw"  # axis order of decode().sample; "btchw": frames before channels
     full_config_source: str = ""  # where the released config's values in full_config were read
+    # the decoder's attention builds a dense N x N mask over every latent position of the clip (N = frames*h*w)
+    dense_attention_mask: bool = False
     # How an exact split decode (pipelines/exact_split.py) treats each family-defined decoder module class, checked
     # by hand against the diffusers source: "composite" (its own code is reshapes, time concatenation, nearest
     # interpolation by integer factors: local once every slab starts on a latent row), "pointwise" (per pixel, e.g.

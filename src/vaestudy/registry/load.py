@@ -9,11 +9,13 @@ from pathlib import Path
 
 import torch
 
+from vaestudy.registry.cost import weight_bytes
 from vaestudy.registry.embedded import EMBEDDED, load_embedded
 from vaestudy.registry.families import get_family
 from vaestudy.registry.family import VAEFamily
 
 WEIGHT_SOURCES = ("pretrained", "random", "tiny", "embedded")
+RANDOM_BUDGET_BYTES = 24 * 2 ** 30  # the largest full-size model load_vae builds with random weights by default
 
 OFFLINE_HELP = (
     "Pretrained weights for {name} ({repo}, subfolder {sub!r}) are not available offline. "
@@ -56,14 +58,24 @@ def load_vae(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    max_bytes: int | None = RANDOM_BUDGET_BYTES,
 ) -> torch.nn.Module:
     """Build a VAE of family ``name`` from a weight source (see module docstring).
 
     The returned model is in eval mode and carries ``weights_source`` (the source used) and
-    ``_vaestudy_family`` so every result can record which weights produced it.
+    ``_vaestudy_family`` so every result can record which weights produced it. ``weights='random'`` first counts
+    the full-size weights on the meta device and refuses (ValueError naming the size) above ``max_bytes``
+    (None: no limit).
     """
     family = get_family(name)
     check_weight_source(weights)
+    if weights == "random" and max_bytes is not None:
+        need = weight_bytes(family, "full", torch.float32)  # built in fp32, then cast
+        if need > max_bytes:
+            raise ValueError(
+                f"weights='random' for model={name!r} builds {need / 2 ** 30:.1f} GiB of fp32 weights (counted on "
+                f"the meta device), above max_bytes={max_bytes / 2 ** 30:.1f} GiB; use weights='tiny', or pass a "
+                "larger max_bytes on a machine with the memory")
     cls = _vae_class(family)
     if weights == "pretrained":
         vae = _load_pretrained(family, cls, path)
@@ -113,7 +125,24 @@ def _quiet_hub():
         huggingface_hub.utils.logging.set_verbosity(levels[1])
 
 
+def _needs_accelerate(cls) -> str | None:
+    """Why diffusers cannot load ``cls`` here: it pins modules to fp32, which from_pretrained only does through
+    accelerate's low-memory loading; None when it can."""
+    if not getattr(cls, "_keep_in_fp32_modules", None):
+        return None
+    try:
+        import accelerate  # noqa: F401  (optional: only its presence matters)
+    except ImportError:
+        return (f"{cls.__name__} pins modules to fp32 (_keep_in_fp32_modules), which diffusers' from_pretrained "
+                "loads only with the accelerate package: run `pip install accelerate`")
+    return None
+
+
 def _load_pretrained(family: VAEFamily, cls, path):
+    missing = _needs_accelerate(cls)
+    cannot = WeightsUnavailable(f"pretrained weights for {family.name} cannot be loaded here: {missing}")
+    if missing and path is not None:
+        raise cannot
     if path is not None:
         p = Path(path)
         nested = bool(family.subfolder) and (p / family.subfolder / "config.json").exists()
@@ -122,7 +151,7 @@ def _load_pretrained(family: VAEFamily, cls, path):
         sub = family.subfolder if nested else None
         return cls.from_pretrained(p, subfolder=sub)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    help_text = offline_help(family)
+    help_text = offline_help(family) + (f" Note: {missing}." if missing else "")
     sub = family.subfolder or None
     try:
         # Look in the local cache first so an offline machine fails in milliseconds.
@@ -131,6 +160,10 @@ def _load_pretrained(family: VAEFamily, cls, path):
     except (OSError, EnvironmentError) as exc:
         if offline:
             raise WeightsUnavailable(help_text) from exc
+    except ValueError as exc:  # the files are here, but diffusers refuses to load the class without accelerate
+        if missing:
+            raise cannot from exc
+        raise
     try:
         return cls.from_pretrained(family.repo_id, subfolder=sub)
     except Exception as exc:  # network errors come in many classes
