@@ -16,12 +16,14 @@ import torch
 
 from vaestudy import bench as B
 from vaestudy.bench import planner as P
+from vaestudy.bench.levers import check_levers
 from vaestudy.bench.store import ResultStore
 from vaestudy.decode import chunk_plan, decode_full
 from vaestudy.decode.common import random_latent
 from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
 from vaestudy.guide.comparisons import format_strategy_table, strategy_table
+from vaestudy.guide.sources import seed_pipeline
 from vaestudy.measure.oracle import ONE_8BIT_LEVEL
 from vaestudy.measure.probe import minimal_overlap, receptive_field
 from vaestudy.pipelines.distributed import DistributedRunError, launch
@@ -162,6 +164,87 @@ def cmd_bench(args) -> int:
     print(f"{len(records) - resumed} measured, {resumed} resumed from {args.out}; repeats {args.repeats} after "
           f"{args.warmup} warm-up; memory: {records[0].get('memory_method')}"
           f"{' in this process, repeats interleaved across configurations' if args.interleave else ' in a fresh process per configuration' if args.isolate else ' in this process'}")
+    return 0
+
+
+def _threads(n) -> None:
+    _at_least("threads", n, 1)
+    if n is not None:
+        torch.set_num_threads(n)
+
+
+def cmd_levers(args) -> int:
+    size = parse_size(args.size)
+    levers = check_levers(_split(args.levers, "levers") if args.levers != "all" else None)
+    for name in ("repeats", "frames"):
+        _at_least(name, getattr(args, name), 1)
+    _at_least("warmup", args.warmup, 0)
+    family = get_family(args.model)
+    family.check_frames(args.frames)
+    if not family.streams_exactly:
+        raise ValueError(f"model={args.model!r} does not stream exactly; the levers are measured on the exact stream "
+                         f"({', '.join(f.name for f in FAMILIES.values() if f.streams_exactly)})")
+    _threads(args.threads)
+    vae = load_vae(args.model, args.weights, device=args.device, seed=args.seed)
+    env = B.environment(args.device, "float32")
+    print(f"{args.model} ({args.weights} weights) on {args.device} [{env['device_name']}], {env['threads']} threads, "
+          f"torch {env['torch']}, load average {env['loadavg']}; {args.frames} frames at {size[0]}x{size[1]}")
+    for p in B.lever_plan(args.device):
+        print(f"  {p['lever']:<17} {'applies' if p['applies'] else p['why']}: {p['what']}")
+    out = {}
+    if levers:
+        res = B.measure_levers(vae, frames=args.frames, size=size, chunk=args.chunk, levers=levers,
+                               repeats=args.repeats, warmup=args.warmup, seed=args.seed,
+                               compile_backend=args.compile_backend)
+        print(B.levers_table(res))
+        print(B.levers_verdict(res))
+        if "compile" in levers and any(r.get("compiles") is not None for r in res["rows"]):
+            row = next(r for r in res["rows"] if r["lever"] == "compile")
+            print(f"compile ({args.compile_backend}): {row['compiles']} compiles for {res['distinct_signatures']} "
+                  f"distinct decoder call signatures over {len(res['signatures'])} calls, {row['graph_breaks']} graph "
+                  f"breaks; first decode {row['first_s']:.2f} s, steady {row['median_s']:.3f} s")
+        out["levers"] = res
+    if not args.no_tiled_chunked:
+        cost = B.tiled_chunked_cost(vae, frames=args.frames, size=size, chunk=args.chunk, repeats=args.repeats,
+                                    warmup=args.warmup, seed=args.seed)
+        print(f"tiled+chunked: {cost['tiles']} tiles {cost['params']['tile']} latent px, overlap "
+              f"{cost['params']['overlap']}, {cost['chunks']} chunks of {cost['params']['chunk']} latent frames")
+        print(B.cost_table(cost))
+        print(B.cost_verdict(cost))
+        out["tiled_chunked"] = cost
+    if args.json:
+        _write_json(args.json, out)
+    return 0
+
+
+def cmd_chunk_curve(args) -> int:
+    size = parse_size(args.size)
+    models = None if args.models == "all" else _split(args.models, "models")
+    for name in ("repeats", "frames"):
+        _at_least(name, getattr(args, name), 1)
+    _at_least("max_chunk", args.max_chunk, 1)
+    B.curve_configs(models, frames=args.frames, size=size, weights=args.weights, device=args.device,
+                    dtype=args.dtype, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
+                    max_chunk=args.max_chunk)  # every ValueError before any model loads
+    _threads(args.threads)
+    curve = B.chunk_curve(models, frames=args.frames, size=size, store=args.out, weights=args.weights,
+                          device=args.device, dtype=args.dtype, repeats=args.repeats, warmup=args.warmup,
+                          seed=args.seed, max_chunk=args.max_chunk, progress=True, resume=not args.fresh)
+    print(B.curve_table(curve))
+    n = sum(len(p) for p in curve.values())
+    resumed = sum(q["resumed"] for p in curve.values() for q in p)
+    print(f"{n - resumed} points measured, {resumed} resumed from {args.out}; knee = smallest chunk at "
+          f"{B.KNEE_FRACTION:.0%} of the best throughput")
+    seed, ref = seed_pipeline(), B.seed_reference()
+    for row in B.seed_point(curve, seed, ref):
+        ours = row["ours"]
+        here = (f"{ours['chunk_s']:.3f} s per steady chunk, {row['fps_share_of_best']:.0%} of the best throughput "
+                f"({'at or past' if row['at_or_past_knee'] else 'before'} the knee)") if ours and ours["chunk_s"] \
+            else "not on this curve (chunk not valid for it, or beyond the latent's length)"
+        print(f"seed's chunk ({row['chunk']} latent frames) on {row['model']}: {here}; the seed states "
+              f"{row['seed_chunk_s'] * 1000:.0f} ms at {row['seed_size'][0]}x{row['seed_size'][1]}"
+              + (f", the reference measured {row['reference_chunk_s'] * 1000:.0f} ms on {row['reference_device']}"
+                 if row["reference_chunk_s"] else ""))
     return 0
 
 
@@ -497,9 +580,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     _add_stream_parser(sub)
+    _add_levers_parsers(sub)
     for p in sub.choices.values():  # every option's default in --help
         p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
+
+
+def _add_levers_parsers(sub) -> None:
+    exact = [f.name for f in FAMILIES.values() if f.streams_exactly]
+    p = sub.add_parser("levers", help="speed levers on the exact stream (compile, dtype, channels_last_3d, cuDNN, "
+                                      "CUDA graph) and tiled+chunked's cost, side by side in one run")
+    p.add_argument("--model", default=exact[0], choices=exact, help="a family that streams exactly")
+    p.add_argument("--weights", default="random", choices=list(WEIGHT_SOURCES), help="weight source")
+    p.add_argument("--device", default="cpu", type=_device, help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and the latent")
+    p.add_argument("--frames", type=int, default=9, help="pixel frames")
+    p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
+    p.add_argument("--chunk", type=int, default=None, help="latent frames per streamed step (default: the family's)")
+    p.add_argument("--levers", default="all", help="comma list of compile, bf16, fp16, channels_last_3d, "
+                                                  "cudnn.benchmark, 'cuda graph'; or all")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend (eager: tracing only)")
+    p.add_argument("--repeats", type=int, default=3, help="timed decodes per lever, interleaved")
+    p.add_argument("--warmup", type=int, default=1, help="untimed decodes first (the first compiles)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--no-tiled-chunked", action="store_true", help="skip the tiled+chunked cost table")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write every row as JSON to PATH ('-': stdout)")
+    p.set_defaults(func=cmd_levers)
+
+    p = sub.add_parser("chunk-curve", help="chunk size vs time to first frame, throughput and peak memory, every "
+                                           "cached family; results appended to a JSONL store (resumes)")
+    p.add_argument("--models", default="all", help="comma list of cached families, or all")
+    p.add_argument("--weights", default="random", choices=list(WEIGHT_SOURCES), help="weight source")
+    p.add_argument("--device", default="cpu", type=_device, help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="model dtype")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and the latent")
+    p.add_argument("--frames", type=int, default=17, help=f"pixel frames ({FRAME_RULES})")
+    p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
+    p.add_argument("--max-chunk", type=int, default=None, help="largest chunk to measure (default: every latent frame)")
+    p.add_argument("--repeats", type=int, default=3, help="timed decodes per point")
+    p.add_argument("--warmup", type=int, default=1, help="untimed decodes first")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--out", default="results/chunk_curve.jsonl", help="JSONL results store (appended, resumed)")
+    p.add_argument("--fresh", action="store_true", help="measure again even if the store has the point")
+    p.set_defaults(func=cmd_chunk_curve)
 
 
 def _add_stream_parser(sub) -> None:

@@ -132,11 +132,11 @@ def seed_point(curve: dict[str, list[dict]], seed: dict, reference: dict | None 
 def chunk_curve(models: Iterable[str] | None = None, *, frames: int, size: tuple[int, int],
                 store: ResultStore | str | None = None, weights: str = "random", device: str = "cpu",
                 dtype: str = "float32", repeats: int = 3, warmup: int = 1, seed: int = 0, max_chunk: int | None = None,
-                progress: bool = False, run_id: str | None = None) -> dict[str, list[dict]]:
+                progress: bool = False, run_id: str | None = None, resume: bool = True) -> dict[str, list[dict]]:
     """Measure (or resume from ``store``) the curve of every family of ``models`` (default: every cached family)."""
     cfgs = curve_configs(models, frames=frames, size=size, weights=weights, device=device, dtype=dtype,
                          repeats=repeats, warmup=warmup, seed=seed, max_chunk=max_chunk)
-    records = sweep(cfgs, store, flops=False, progress=progress, run_id=run_id)
+    records = sweep(cfgs, store, flops=False, progress=progress, run_id=run_id, resume=resume)
     return points(records)
 
 
