@@ -148,8 +148,10 @@ FAMILIES: dict[str, VAEFamily] = {
         tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
                          "tile_sample_stride_height": 192, "tile_sample_stride_width": 192},
         decode_notes=("decode() runs the Wan 2.1 feat_cache path (one latent frame per decoder call) through a "
-                      "residual decoder whose 12 output channels are a 2x2 pixel patch, unpatchified to RGB and "
-                      "clamped after each call; 8x from the decoder times the patch of 2 gives 16x spatially."),
+                      "residual decoder whose 12 output channels hold a 2x2 pixel patch; after the last call the "
+                      "whole video is unpatchified to RGB and clamped. 8x from the decoder times the patch of 2 "
+                      "gives 16x spatially; its own tiled decode blends tiles in the patch space (12 channels at half "
+                      "size) and unpatchifies once."),
         tiny_config={"base_dim": 4, "decoder_base_dim": 8, "z_dim": 48, "dim_mult": [1, 2, 2, 2], "num_res_blocks": 1,
                      "is_residual": True, "in_channels": 12, "out_channels": 12, "patch_size": 2,
                      "scale_factor_spatial": 16, "latents_mean": [0.0] * 48, "latents_std": [1.0] * 48},
