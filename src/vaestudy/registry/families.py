@@ -307,7 +307,8 @@ FAMILIES: dict[str, VAEFamily] = {
         tiling_defaults={},
         decode_notes=("decode() splits the latent into segments covering 17 then 16 pixel frames (5, then 4 "
                       "latent frames) and runs each through the decoder with one cache dict that carries the "
-                      "causal convolutions' frames and the GroupNorm statistics; no spatial tiling."),
+                      "causal convolutions' frames; its 'cached' GroupNorm only stores placeholders (mean = var = 1) "
+                      "and normalises every segment with that segment's own statistics; no spatial tiling."),
         tiny_config={"ch": 32, "ch_mult": (1, 1, 1, 1), "num_res_blocks": 1},  # its GroupNorm has 32 groups
         full_config_source=("class defaults; repo id and subfolder from the diffusers docs (v0.39) for "
                             "AutoencoderKLKVAEVideo; its config.json was not read here"),
