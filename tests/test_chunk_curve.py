@@ -18,6 +18,7 @@ from vaestudy.bench.chunk_curve import (
 )
 from vaestudy.bench.reference import load_reference
 from vaestudy.bench.store import ResultStore
+from vaestudy.cli import main
 from vaestudy.registry import FAMILIES, exemplar
 
 EXACT = exemplar("exact stream").name
@@ -99,3 +100,12 @@ def test_points_turn_records_into_curves():
     pts = points([rec, dict(rec, chunk=1, fps=5.0)])["m"]
     assert [p["chunk"] for p in pts] == [1, 2] and [p["knee"] for p in pts] == [False, True]
     assert pts[1]["first_frame_s"] == 0.1 and pts[1]["wall_min_s"] == 0.9
+
+
+def test_cli_refuses_bad_options_naming_them(capsys):
+    uncached = next(f.name for f in FAMILIES.values() if not f.streamable)
+    for argv, name in ((["chunk-curve", "--models", uncached], "no temporal cache"),
+                       (["chunk-curve", "--frames", "10"], "frames=10"), (["chunk-curve", "--size", "a"], "size="),
+                       (["chunk-curve", "--max-chunk", "0"], "max_chunk=0")):
+        assert main(argv) == 2, argv
+        assert name in capsys.readouterr().err, argv

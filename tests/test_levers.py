@@ -24,6 +24,7 @@ from vaestudy.bench.levers import (
     measure_levers,
     stream_decode,
 )
+from vaestudy.cli import main
 from vaestudy.registry import exemplar
 
 EXACT = exemplar("exact stream").name
@@ -96,3 +97,11 @@ def test_bad_inputs_are_refused_before_any_decode(tiny):
         measure_levers(copy.deepcopy(vae).to(torch.float64), frames=5, size=(16, 16))
     with pytest.raises(ValueError, match="does not stream exactly"):
         measure_levers(tiny(exemplar("groupnorm stream").name), frames=5, size=(16, 16))
+
+
+def test_cli_refuses_bad_options_naming_them(capsys):
+    for argv, name in ((["levers", "--levers", "turbo"], "levers="), (["levers", "--size", "6"], "size="),
+                       (["levers", "--frames", "10", "--levers", "none"], "frames=10"),
+                       (["levers", "--repeats", "0"], "repeats=0")):
+        assert main(argv) == 2, argv
+        assert name in capsys.readouterr().err, argv

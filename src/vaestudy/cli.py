@@ -175,7 +175,7 @@ def _threads(n) -> None:
 
 def cmd_levers(args) -> int:
     size = parse_size(args.size)
-    levers = check_levers(_split(args.levers, "levers") if args.levers != "all" else None)
+    levers = [] if args.levers == "none" else check_levers(_split(args.levers, "levers") if args.levers != "all" else None)
     for name in ("repeats", "frames"):
         _at_least(name, getattr(args, name), 1)
     _at_least("warmup", args.warmup, 0)
@@ -598,7 +598,7 @@ def _add_levers_parsers(sub) -> None:
     p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
     p.add_argument("--chunk", type=int, default=None, help="latent frames per streamed step (default: the family's)")
     p.add_argument("--levers", default="all", help="comma list of compile, bf16, fp16, channels_last_3d, "
-                                                  "cudnn.benchmark, 'cuda graph'; or all")
+                                                  "cudnn.benchmark, 'cuda graph'; all; or none (only the tiled+chunked table)")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend (eager: tracing only)")
     p.add_argument("--repeats", type=int, default=3, help="timed decodes per lever, interleaved")
     p.add_argument("--warmup", type=int, default=1, help="untimed decodes first (the first compiles)")
