@@ -109,6 +109,9 @@ def test_computed_halo_bytes_grow_with_boundaries(tiny_vae):
     assert len(set(res2["exchanges"] + res4["exchanges"])) == 1  # every rank meets the same synchronisation points
     assert two["halo"] > 0 and four["halo"] == 3 * two["halo"]
     assert four["norm"] == 2 * two["norm"]  # the same (sample, group) sums, all-reduced by twice as many ranks
+    resent = X.exchange_bytes(tiny_vae, shape, 2, reuse_cached=False)["total"]
+    assert resent["halo"] > two["halo"]  # the cached frames' halo rows travel again when not kept
+    assert {k: v for k, v in resent.items() if k != "halo"} == {k: v for k, v in two.items() if k != "halo"}
     px = 1 * 3 * tiny_vae._vaestudy_family.pixel_frames(LATENT[0]) * 128 * 128 * 4  # fp32 video, equal slabs
     assert two["output"] == four["output"] == px
 

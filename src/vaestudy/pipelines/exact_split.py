@@ -11,7 +11,10 @@ How each decoder module type is handled (family classes come from the registry's
 * convolutions whose kernel spans the rows (``nn.Conv2d``/``nn.Conv3d`` and the registry's conv subclasses, the causal
   3-D convs included): their zero padding on the rows is switched off and, in ``_conv_forward`` -- after the family's
   own code has prepended the temporal cache and padded time and width -- the rank receives ``pad`` rows from each
-  neighbour (zeros at the frame's top and bottom, which is the padding it replaced). Kernel-1 convs are local.
+  neighbour (zeros at the frame's top and bottom, which is the padding it replaced). A causal conv's leading
+  (time kernel - 1) input frames are its cache, whose halo rows arrived in its previous call: those rows are kept and
+  only the new frames' rows travel (``reuse_cached``; checked against the rank's own rows every call, so a family
+  whose cache worked otherwise gets an error, not a wrong frame). Kernel-1 convs are local.
   Stride or dilation along the rows, or non-zero padding modes, are refused.
 * ``nn.GroupNorm``: per (sample, group) sum, sum of squares and count are all-reduced in float64, and each rank
   normalises with the whole frame's mean and variance. Per-pixel norms (RMS over channels) are local.
@@ -85,8 +88,11 @@ class SlabExchange:
     """
 
     def __init__(self, plan: list[tuple[int, int]], rank: int, group=None, *, dry: bool = False,
-                 fail_rank: int = -1, fail_mode: str = "raise", fail_after: int = 0, timeout_s: float = 60.0):
+                 fail_rank: int = -1, fail_mode: str = "raise", fail_after: int = 0, timeout_s: float = 60.0,
+                 reuse_cached: bool = True):
         self.plan, self.rank, self.world, self.group, self.dry = plan, rank, len(plan), group, dry
+        self.reuse_cached = reuse_cached
+        self._tails: dict = {}  # conv key -> (own leading frames expected next, halo above, halo below) kept
         self.sent = dict.fromkeys(CATEGORIES, 0)
         self.calls = 0
         self._fail = (fail_rank, fail_mode, fail_after, timeout_s)
@@ -115,8 +121,30 @@ class SlabExchange:
         if not self.dry and self.calls == after:  # test hook: this rank dies or hangs in the middle of a decode
             inject_failure(fail_rank, mode, timeout_s)
 
-    def halo(self, x: torch.Tensor, top: int, bottom: int) -> torch.Tensor:
-        """``x`` with ``top`` rows of the rank above and ``bottom`` rows of the rank below (zeros at frame edges)."""
+    def halo(self, x: torch.Tensor, top: int, bottom: int, key=None, cached: int = 0) -> torch.Tensor:
+        """``x`` with ``top`` rows of the rank above and ``bottom`` rows of the rank below (zeros at frame edges).
+
+        ``cached``: the conv's time kernel minus one. A causal conv fed by its temporal cache sees, from its second
+        call on, the previous call's last ``cached`` input frames first; their halo rows arrived then, so with
+        ``reuse_cached`` only the new frames' rows are exchanged (checked on this rank's own rows every call).
+        """
+        if cached and self.reuse_cached and x.ndim == 5 and key in self._tails and x.shape[2] > cached:
+            mine, above, below = self._tails[key]
+            if not self.dry and not torch.equal(mine, x[:, :, :cached]):
+                raise SplitUnsupported(f"rank {self.rank}: a convolution's leading {cached} input frames are not its "
+                                       f"previous call's last ones, so its cached halo cannot be reused; run with "
+                                       f"reuse_cached=False")
+            fresh = self._halo(x[:, :, cached:], top, bottom)
+            out = torch.cat([torch.cat([above, x[:, :, :cached], below], dim=-2), fresh], dim=2)
+        else:
+            out = self._halo(x, top, bottom)
+        if cached and self.reuse_cached and x.ndim == 5 and x.shape[2] >= cached:
+            tail = out[:, :, -cached:]
+            self._tails[key] = (x[:, :, -cached:].clone(), tail[..., :top, :].clone(),
+                                tail[..., tail.shape[-2] - bottom:, :].clone())
+        return out
+
+    def _halo(self, x: torch.Tensor, top: int, bottom: int) -> torch.Tensor:
         s = self._scale(x)
         r, shape = self.rank, list(x.shape)
         if self.world > 1:
@@ -301,8 +329,9 @@ def exact_split_patches(vae: nn.Module, exchange: SlabExchange):
             elif (rule == "conv" or rule.startswith("conv:")) and m.kernel_size[-2] > 1:
                 attr, _, new, top, bottom = _conv_halo(m, rule)
                 _set(saved, m, attr, new)
-                _set(saved, m, "_conv_forward", lambda x, w, b, _f=m._conv_forward, _t=top, _b=bottom:
-                     _f(exchange.halo(x, _t, _b), w, b))
+                cached = m.kernel_size[0] - 1 if m.weight.ndim == 5 else 0  # causal time kernel: frames cached
+                _set(saved, m, "_conv_forward", lambda x, w, b, _f=m._conv_forward, _t=top, _b=bottom, _k=name,
+                     _c=cached: _f(exchange.halo(x, _t, _b, _k, _c), w, b))
         yield rules
     finally:
         for obj, name, old in reversed(saved):
@@ -345,7 +374,7 @@ def decode_slab(vae: nn.Module, z_slab: torch.Tensor, exchange: SlabExchange, ch
 
 
 def exact_split_decode(vae: nn.Module, z: torch.Tensor, *, chunk: int | None = None, group=None,
-                       fail_rank: int = -1, fail_mode: str = "raise", fail_after: int = 0,
+                       reuse_cached: bool = True, fail_rank: int = -1, fail_mode: str = "raise", fail_after: int = 0,
                        timeout_s: float = 60.0) -> dict:
     """Decode ``z`` with its rows split over the ranks of ``group``; every rank reads only its own latent rows and
     returns the whole video (rank-identical), its bytes sent per category and its seconds.
@@ -359,7 +388,7 @@ def exact_split_decode(vae: nn.Module, z: torch.Tensor, *, chunk: int | None = N
     plan = exact_split_plan(int(z.shape[-2]), world)
     a, b = plan[rank]
     ex = SlabExchange(plan, rank, group, fail_rank=fail_rank, fail_mode=fail_mode, fail_after=fail_after,
-                      timeout_s=timeout_s)
+                      timeout_s=timeout_s, reuse_cached=reuse_cached)
     dist.barrier(group)
     t0 = now()
     slab = decode_slab(vae, z[..., a:b, :].contiguous(), ex, chunk)
@@ -370,7 +399,7 @@ def exact_split_decode(vae: nn.Module, z: torch.Tensor, *, chunk: int | None = N
 
 
 def exchange_bytes(vae: nn.Module, latent_shape, ranks: int, *, chunk: int | None = None,
-                   dtype: torch.dtype | None = None) -> dict:
+                   dtype: torch.dtype | None = None, reuse_cached: bool = True) -> dict:
     """Bytes each rank sends in one exact split decode, computed from the shapes alone: a trace of every rank's slab
     through the decoder on the meta device (nothing is computed or sent). Returns per-rank dicts, totals, and the
     number of exchanges (halo swaps, all-reduces, gathers: each a synchronisation point) per rank."""
@@ -386,7 +415,7 @@ def exchange_bytes(vae: nn.Module, latent_shape, ranks: int, *, chunk: int | Non
     per_rank, calls = [], []
     with _meta_weights(vae):
         for r in range(ranks):
-            ex = SlabExchange(plan, r, dry=True)
+            ex = SlabExchange(plan, r, dry=True, reuse_cached=reuse_cached)
             z = torch.empty(bsz, c, t, plan[r][1] - plan[r][0], w, device="meta", dtype=dtype)
             ex.gather_output(decode_slab(vae, z, ex, chunk))
             per_rank.append(dict(ex.sent))
@@ -433,6 +462,7 @@ class ExactSplitConfig:
     latent: tuple[int, int, int] = (3, 16, 16)
     chunk: int = 0  # latent frames per streamed step (0: the family's default)
     crop_halo: int = 2  # halo (latent columns) of today's halo-and-crop split, LightX2V's 2
+    reuse_cached: bool = True  # exchange only new frames' halo rows (the cached frames' rows arrived a call before)
     threads: int = 1
     repeats: int = 1
     warmup: int = 0  # untimed runs of each method first
@@ -482,7 +512,8 @@ def exact_split_worker(cfg: ExactSplitConfig, *, timeout_s: float = 60.0) -> dic
 
     exact, crop, crop_sent = [], [], [0]
     for i in range(cfg.warmup + cfg.repeats):  # the failure hook fires in the very first exact decode
-        res = exact_split_decode(vae, z, chunk=chunk, timeout_s=timeout_s, **(fail if i == 0 else {}))
+        res = exact_split_decode(vae, z, chunk=chunk, timeout_s=timeout_s, reuse_cached=cfg.reuse_cached,
+                                 **(fail if i == 0 else {}))
         if i >= cfg.warmup:
             exact.append(res)
     for i in range(cfg.warmup + cfg.repeats):
@@ -509,7 +540,7 @@ def exact_split_worker(cfg: ExactSplitConfig, *, timeout_s: float = 60.0) -> dic
         single_s.append(now() - t0)
         clear_vae_cache(vae)
     single_s = single_s[cfg.warmup:]
-    computed = exchange_bytes(vae, z.shape, world, chunk=chunk)
+    computed = exchange_bytes(vae, z.shape, world, chunk=chunk, reuse_cached=cfg.reuse_cached)
     crop_computed = crop_gather_bytes(vae, z.shape, world, cfg.crop_halo, chunk)
     dist.barrier()
     rows = []
