@@ -332,9 +332,11 @@ FAMILIES: dict[str, VAEFamily] = {
         tiling_defaults={"tile_sample_min_height": 256, "tile_sample_min_width": 256,
                          "tile_sample_min_overlap_height": 64, "tile_sample_min_overlap_width": 64},
         decode_notes=("decode() decodes clips of 5 + 2 latent frames (17 pixel frames each, from clip_length=17 "
-                      "and token_drop=3) through a 36-layer ViT decoder and cross-fades consecutive clips over "
-                      "their shared frames; spatial tiling is ON by default (256 px tiles, >= 64 px overlap) because "
-                      "the released model was tuned with it. Output is ImageNet-normalised, not [-1, 1]."),
+                      "and token_drop=3) through a 36-layer non-causal ViT whose attention spans every latent voxel "
+                      "of the clip (each token becomes a 4 x 16 x 16 pixel block), and linearly cross-fades "
+                      "consecutive clips over their 5 shared pixel frames; spatial tiling is ON by default (256 px "
+                      "tiles, >= 64 px overlap): the released frames are the tiled ones. Output is "
+                      "ImageNet-normalised, not [-1, 1]."),
         tiny_config={"block_out_channels": (8, 8, 8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
                      "decoder_num_layers": 1, "decoder_num_attention_heads": 2, "decoder_attention_head_dim": 8},
         full_config_source=("class defaults, equal to MiniMaxAI/MiniMax-H3 vae/config.json (read on the hub) "
