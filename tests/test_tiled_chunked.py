@@ -12,7 +12,7 @@ import torch
 
 from conftest import FP32_EXACT, assert_video_close, latent_for
 from vaestudy.bench.tiled_chunked_cost import DECODES, cost_table, cost_verdict, tiled_chunked_cost
-from vaestudy.decode.tiled import TilePlan
+from vaestudy.decode.tiled import TilePlan, decode_tiled
 from vaestudy.decode.tiled_chunked import (
     decode_tiled_chunked,
     iter_tiled_chunked,
@@ -90,3 +90,12 @@ def test_cost_benchmark_reports_the_four_decodes_side_by_side(tiny):
     assert "tiled+chunked (batched)" in cost_table(r) and "target" in cost_verdict(r)
     with pytest.raises(ValueError, match="repeats"):
         tiled_chunked_cost(vae, frames=5, size=(48, 48), repeats=0)
+
+
+def test_on_an_exact_stream_it_equals_tiling_each_tile_through_the_full_decode(tiny):
+    """Tiled, then chunked: each tile streamed exactly is that tile's full decode, so the blend equals plain tiling."""
+    vae = tiny(exemplar("exact stream").name)
+    z = latent_for(vae, 3, 5, seed=4)
+    got = decode_tiled_chunked(vae, z, 1, tile=3, overlap=1).video
+    ref = decode_tiled(vae, z, tile=3, overlap=1).video
+    assert_video_close(got, ref, what="batched tiled+chunked vs tiled (exact stream)")
