@@ -78,6 +78,9 @@ def _stub_study(**change) -> SimpleNamespace:
                  {"strategy": "chunked-window (pixel grid)", "spike_ratio": 1.43},
                  {"strategy": "chunked-window (latent grid)", "spike_ratio": 1.54}],
         halo_split={"halos": (2, 3), 2: {"psnr_db": 53.2, "max_abs": 0.079}, 3: {"psnr_db": 69.2, "max_abs": 0.01}},
+        exact_split={"model": study.STREAMING_FAMILY, "world": 2, "latent_shape": [1, 16, 3, 8, 8], "config": {"crop_halo": 2},
+                     "rows": [{"method": "exact halo exchange", "max_abs": 0.0, "bytes_measured": {"halo": 4096}},
+                              {"method": "halo-and-crop", "max_abs": 0.08, "bytes_measured": {"output": 8192}}]},
         receptive={"rf": {"radii": {0.5: 2, 0.9: 4, 0.99: 5}, "latent_size": (3, 12, 12)}},
         decode_bytes_per_px={"family": fam("decode-bytes-per-pixel"), "bytes_per_pixel_frame": 237.0,
                              "dtype": "float32"},
@@ -405,3 +408,22 @@ def test_a_gpu_row_whose_reference_measured_another_shape_is_not_judged(monkeypa
     monkeypatch.setitem(figures, figure, figures[figure] + 1)
     row = _rows()[key]
     assert row["verdict"] == "cannot test here" and "the reference measured" in row["why"]
+
+
+def test_split_exactness_row_agrees_only_when_the_exchange_is_exact_and_the_crop_is_not():
+    def split(exact, crop):
+        es = _stub_study().exact_split
+        return {**es, "rows": [{**es["rows"][0], "max_abs": exact}, {**es["rows"][1], "max_abs": crop}]}
+    thr = T["exact_abs"]
+    assert _rows(exact_split=split(0.0, 0.08))["multi-device-exactness"]["verdict"] == "agrees"
+    assert _rows(exact_split=split(2 * thr, 0.08))["multi-device-exactness"]["verdict"] == "disagrees"
+    assert _rows(exact_split=split(0.0, thr / 2))["multi-device-exactness"]["verdict"] == "disagrees"
+
+
+def test_memory_rows_judge_the_findings_peak_within_the_stated_factor():
+    f = sources.source_claim("decode-bytes-per-pixel").figures
+    claimed = f["peak_gb"] * 1e9 / (f["frames"] * f["height"] * f["width"])
+    k = T["memory_factor"]
+    for bpp, verdict in ((claimed * k * 0.99, "agrees"), (claimed * k * 1.01, "disagrees"), (claimed / k / 1.01, "disagrees")):
+        lb = {**_stub_study().decode_bytes_per_px, "bytes_per_pixel_frame": 2 * bpp}  # float32: halved to 2 B per value
+        assert _rows(decode_bytes_per_px=lb)["decode-bytes-per-pixel"]["verdict"] == verdict, bpp

@@ -253,6 +253,17 @@ class Study:
         return {"weights": used, **out}
 
     @cached_property
+    def exact_split(self) -> dict:
+        """The streaming family's latent split by rows over two gloo ranks on this CPU, halos exchanged before every
+        convolution (:mod:`vaestudy.pipelines.exact_split`), beside halo-and-crop at the claims table's halo: rank 0's
+        record (rows per method: max |err| vs one process, bytes exchanged, seconds)."""
+        _, used = self.streaming_model
+        latent = (3, 8, 8) if self.fast else (5, 16, 16)
+        rec = P.compare_split_methods((STREAMING_FAMILY,), ranks=2, latent=latent, weights=used, seed=self.seed,
+                                      crop_halo=source_claim("halo-split").figures["halo"])[0]
+        return {"weights": used, **rec}
+
+    @cached_property
     def decode_bytes_per_px(self) -> dict:
         """Marginal full-decode peak memory per output pixel-frame (two sizes, slope) of the family the claims
         table's bytes-per-pixel anchor concerns."""
