@@ -179,6 +179,9 @@ def cmd_levers(args) -> int:
     for name in ("repeats", "frames"):
         _at_least(name, getattr(args, name), 1)
     _at_least("warmup", args.warmup, 0)
+    tile_batches = _int_list(args.tile_batch, "tile_batch") if args.tile_batch else []
+    for k in tile_batches:
+        _at_least("tile_batch", k, 1)
     family = get_family(args.model)
     family.check_frames(args.frames)
     if not family.streams_exactly:
@@ -206,7 +209,7 @@ def cmd_levers(args) -> int:
         out["levers"] = res
     if not args.no_tiled_chunked:
         cost = B.tiled_chunked_cost(vae, frames=args.frames, size=size, chunk=args.chunk, repeats=args.repeats,
-                                    warmup=args.warmup, seed=args.seed)
+                                    warmup=args.warmup, seed=args.seed, tile_batches=tile_batches)
         print(f"tiled+chunked: {cost['tiles']} tiles {cost['params']['tile']} latent px, overlap "
               f"{cost['params']['overlap']}, {cost['chunks']} chunks of {cost['params']['chunk']} latent frames")
         print(B.cost_table(cost))
@@ -604,6 +607,8 @@ def _add_levers_parsers(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed decodes first (the first compiles)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--no-tiled-chunked", action="store_true", help="skip the tiled+chunked cost table")
+    p.add_argument("--tile-batch", default="", help="extra tiled+chunked rows with at most this many tiles per "
+                                                    "decoder call, a comma list (e.g. 1,2); memory against speed")
     p.add_argument("--json", default=None, metavar="PATH", help="also write every row as JSON to PATH ('-': stdout)")
     p.set_defaults(func=cmd_levers)
 

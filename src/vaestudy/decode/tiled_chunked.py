@@ -24,11 +24,11 @@ more often than the full decode; and it held, besides every tile's cache (which 
 rebuilt weight maps and the three chunk buffers. The tile overlap itself is real extra work that no reordering
 removes: ``plan.tile`` area times tile count over the frame area (see :func:`overlap_work`).
 
-Memory, honestly: every tiled stream holds every tile's cache at once (plain tiling holds one tile's, and the whole
-output). Batching adds one more thing: a step's activations for ``tile_batch`` tiles at once instead of one. At the
-sizes a CPU decodes, the fixed buffers the old loop rebuilt per chunk weighed more and the batched loop peaks at or
-below plain tiling; at full frame sizes the activations dominate, and a step of all tiles needs about what one
-frame of the full decode needs — there ``tile_batch`` (e.g. 1 or 2) trades speed back for memory.
+Memory, honestly: a tiled stream must hold every tile's cache at once, where plain tiling holds one tile's cache
+(and the whole output video). So tiled+chunked peaks at or below plain tiling only where the kept output outweighs the
+other tiles' caches (long videos, small caches); batching adds a step's activations for ``tile_batch`` tiles at once
+instead of one, which at full frame sizes approaches what one frame of the full decode needs. ``tile_batch`` (e.g. 1
+or 2) trades the speed back for memory; ``vaestudy levers --levers none`` measures both sides.
 """
 
 from __future__ import annotations
