@@ -273,6 +273,16 @@ def test_cost_cache_matches_a_recount():
     assert count_latent_frames(get_family("minimax-h3")) == 7
 
 
+def test_counting_on_meta_leaves_real_models_alone():
+    """Building on meta must not leak: a real model built afterwards has every tensor on the CPU (a class module
+    first imported inside the meta context would otherwise keep module-level tables on meta)."""
+    for fam in FAMILIES.values():
+        parameter_counts(fam, "tiny")
+    for name in ("cosmos", "wan2.2"):
+        vae = load_vae(name, "tiny")
+        assert {t.device.type for t in [*vae.parameters(), *vae.buffers()]} == {"cpu"}, name
+
+
 def test_random_weights_refuse_a_model_above_the_budget():
     with pytest.raises(ValueError, match=r"minimax-h3.* GiB of fp32 weights"):
         load_vae("minimax-h3", "random", max_bytes=2 ** 30)

@@ -53,8 +53,11 @@ def build_on_meta(family: VAEFamily, config: str = "full") -> torch.nn.Module:
     if config not in ("full", "tiny"):
         raise ValueError(f"config={config!r} must be 'full' or 'tiny'")
     kwargs = dict(family.full_config if config == "full" else family.tiny_config)
+    # resolve the class first: diffusers imports its module lazily, and a module imported inside the meta context
+    # would create its module-level tensors (e.g. a wavelet table) on meta for the whole process
+    cls = getattr(diffusers, family.diffusers_class)
     with torch.device("meta"):
-        vae = getattr(diffusers, family.diffusers_class)(**kwargs)
+        vae = cls(**kwargs)
     vae = vae.to("meta").eval().requires_grad_(False)
     vae._vaestudy_family = family
     return vae
