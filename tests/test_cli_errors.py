@@ -32,6 +32,8 @@ BAD = {
                (["two-device", "--windows", "0"], "windows=0"), (["two-device", "--fps", "0"], "fps=0"),
                (["two-device", "--send-queue", "0"], "send-queue=0"), (["split", "--latent", "0x4x8"], "latent"),
                (["split", "--halos", "2,wide"], "wide"), (["two-device", "--timeout", "0"], "timeout=0")],
+    "split-exact": [(["--ranks", "1"], "ranks=1"), (["--latent", "3x8"], "latent="), (["--models", "nosuch"], "nosuch"),
+                    (["--repeats", "0"], "repeats=0"), (["--ranks", "two"], "ranks=")],
     "report": [(["--notebooks", "99_nosuch.ipynb"], "99_nosuch"), (["--jobs", "0"], "jobs=0"),
                (["--model", "nosuch"], "nosuch"), (["--weights", "heavy"], "heavy")],
 }

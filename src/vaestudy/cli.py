@@ -27,6 +27,8 @@ from vaestudy.guide.sources import seed_pipeline
 from vaestudy.measure.oracle import ONE_8BIT_LEVEL
 from vaestudy.measure.probe import minimal_overlap, receptive_field
 from vaestudy.pipelines.distributed import DistributedRunError, launch
+from vaestudy.pipelines.exact_split import LAUNCHERS as SPLIT_LAUNCHERS
+from vaestudy.pipelines.exact_split import compare_split_methods, format_split_rows
 from vaestudy.pipelines.overlap import format_overlap_rows, overlap_sweep
 from vaestudy.registry.families import DEFAULT_FAMILY, FAMILIES, get_family
 from vaestudy.registry.load import (
@@ -584,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_stream_parser(sub)
     _add_levers_parsers(sub)
+    _add_split_exact_parser(sub)
     for p in sub.choices.values():  # every option's default in --help
         p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
@@ -628,6 +631,48 @@ def _add_levers_parsers(sub) -> None:
     p.add_argument("--out", default="results/chunk_curve.jsonl", help="JSONL results store (appended, resumed)")
     p.add_argument("--fresh", action="store_true", help="measure again even if the store has the point")
     p.set_defaults(func=cmd_chunk_curve)
+
+
+def cmd_split_exact(args) -> int:
+    models = _split(args.models, "models")
+    for m in models:
+        get_family(m)
+    ranks = _int_list(args.ranks, "ranks")
+    for k in ranks:
+        _at_least("ranks", k, 2)
+    latent = _ints(args.latent, "latent", 3)
+    _at_least("repeats", args.repeats, 1)
+    _at_least("warmup", args.warmup, 0)
+    records = []
+    for k in ranks:
+        try:
+            records += compare_split_methods(models, k, latent, timeout_s=args.timeout, launcher=args.launcher,
+                                               weights=args.weights, repeats=args.repeats, warmup=args.warmup,
+                                               seed=args.seed)
+        except (DistributedRunError, RuntimeError) as exc:
+            print(f"vaestudy split-exact: error: {exc}", file=sys.stderr)
+            return 1
+    print(format_split_rows(records))
+    if args.json:
+        _write_json(args.json, records)
+    return 0
+
+
+def _add_split_exact_parser(sub) -> None:
+    p = sub.add_parser("split-exact", help="one decode split by rows across local ranks, halos exchanged before every "
+                                           "convolution, beside halo-and-crop: error, bytes exchanged, time")
+    p.add_argument("--models", default=DEFAULT_FAMILY, help="comma list of registry families")
+    p.add_argument("--ranks", default="2,4", help="comma list of rank counts")
+    p.add_argument("--latent", default="3x16x16", help="latent FRAMESxROWSxCOLUMNS")
+    p.add_argument("--weights", default="tiny", choices=list(WEIGHT_SOURCES), help="weight source")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and the latent")
+    p.add_argument("--repeats", type=int, default=3, help="timed decodes per method")
+    p.add_argument("--warmup", type=int, default=1, help="untimed decodes first")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds any exchange may wait before the run ends, "
+                                                               "naming the rank that stopped answering")
+    p.add_argument("--launcher", default="local", choices=list(SPLIT_LAUNCHERS), help="local: forked ranks; torchrun")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write every record as JSON to PATH ('-': stdout)")
+    p.set_defaults(func=cmd_split_exact)
 
 
 def _add_stream_parser(sub) -> None:

@@ -27,7 +27,6 @@ from vaestudy.pipelines.exact_split import (
     exact_split_worker,
     exchange_bytes,
     format_split_rows,
-    main_exact_split,
     split_rules_of,
 )
 from vaestudy.pipelines.overlap import (

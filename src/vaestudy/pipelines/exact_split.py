@@ -36,10 +36,8 @@ tensor); the wire traffic of a collective depends on its algorithm (a ring all-r
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -609,26 +607,3 @@ def format_split_rows(records: list[dict]) -> str:
                          f"{r['bytes_measured']['output'] / 1e3:>12.1f} {r['median_s']:>7.3f} "
                          f"{rec['single_median_s']:>8.3f}")
     return "\n".join(lines)
-
-
-def main_exact_split(argv: list[str] | None = None) -> int:
-    """``python -m vaestudy.pipelines.exact_split --model M [M ...] --ranks 2 4``: print the comparison table."""
-    p = argparse.ArgumentParser(prog="python -m vaestudy.pipelines.exact_split", description=main_exact_split.__doc__)
-    p.add_argument("--model", nargs="+", default=[DEFAULT_FAMILY])
-    p.add_argument("--ranks", nargs="+", type=int, default=[2, 4])
-    p.add_argument("--latent", nargs=3, type=int, default=[3, 16, 16], metavar=("FRAMES", "ROWS", "COLUMNS"))
-    p.add_argument("--weights", default="tiny")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--launcher", choices=LAUNCHERS, default="local")
-    a = p.parse_args(argv)
-    records = [rec for n in a.ranks for rec in compare_split_methods(
-        a.model, n, a.latent, timeout_s=a.timeout, launcher=a.launcher, weights=a.weights, repeats=a.repeats,
-        warmup=a.warmup)]
-    print(format_split_rows(records))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main_exact_split())
