@@ -9,12 +9,14 @@ from vaestudy import pipelines as P
 from vaestudy.bench import planner
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.tiled import TilePlan
+from vaestudy.guide.atlas import static_row
 from vaestudy.guide.claims import THRESHOLDS, judge_close, judge_exact
 from vaestudy.guide.quality import clip_latent, load_model
 from vaestudy.guide.sources import EVIDENCE, SOURCE_CLAIMS, SOURCES, seed_pipeline, seed_shares, source_claim
 from vaestudy.guide.study import GROUPNORM_FAMILY, STREAMING_FAMILY, Study, _bikes_rgb, _latent, strategy_costs
 from vaestudy.measure import metrics as M
-from vaestudy.registry.families import DEFAULT_FAMILY
+from vaestudy.registry.cost import build_on_meta
+from vaestudy.registry.families import DEFAULT_FAMILY, FAMILIES, get_family
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import codec
 from vaestudy.storage import compression as C
@@ -178,4 +180,21 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                 "headline": f"{sum(k != 'anchors' for k in SOURCES)} source notes and the public anchors checked claim by "
                             f"claim ({len(SOURCE_CLAIMS)} rows: {per_class}); e.g. 002's Cosmos row: its own formula "
                             f"gives {cos:.0f}x, " + ("as stated" if agrees else f"not the stated {f['vs_raw']}x")})
+    # 08: what an exact split exchanges at a production size, from shapes alone (the released config on meta)
+    fam = get_family(stream)
+    frames, h, w = (61, 704, 1280)  # sglang's split shape (FINDINGS.md), in the family's frame and size rules
+    sent = P.exchange_bytes(build_on_meta(fam, "full"), (1, *fam.latent_shape(frames, h, w)), 2)["total"]
+    out.append({"notebook": "08_speed_levers_and_split_decode",
+                "headline": f"an exact 2-rank split of {stream} at {frames}x{h}x{w} (halos exchanged before every "
+                            f"convolution) hands {sum(sent.values()) / 1e9:.2f} GB to the exchange per decode, "
+                            f"{sent['halo'] / 1e9:.2f} GB of it halo rows (counted from shapes)"})
+    # 09: the registry's families side by side (counted on the released configs)
+    rows = [static_row(f) for f in FAMILIES.values()]
+    cost = [r for r in rows if r["mflops_per_px"] is not None]
+    lo, hi = min(cost, key=lambda r: r["mflops_per_px"]), max(cost, key=lambda r: r["mflops_per_px"])
+    out.append({"notebook": "09_family_atlas",
+                "headline": f"{len(rows)} diffusers video VAE families: decode arithmetic from "
+                            f"{lo['mflops_per_px']:.2f} ({lo['family']}) to {hi['mflops_per_px']:.1f} MFLOP "
+                            f"({hi['family']}) per output pixel-frame, {sum(f.streamable for f in FAMILIES.values())} "
+                            "stream with their own cache"})
     return out
