@@ -13,7 +13,6 @@ from vaestudy.registry.load import load_vae
 def test_registry_facts_match_the_tiny_model(name, tiny):
     """The registry's compression factors are what the real diffusers class produces."""
     from conftest import latent_for
-
     from vaestudy.decode.common import own_decode, own_tile_grid
 
     fam = get_family(name)

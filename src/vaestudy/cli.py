@@ -40,7 +40,7 @@ from vaestudy.registry.load import (
 from vaestudy.report import build_report
 
 # help texts read the registry's rules (a new family shows up here without an edit)
-FRAME_RULES = "; ".join(f"{f.name} 1 + {f.frame_step}k" for f in FAMILIES.values())
+FRAME_RULES = "; ".join(f"{f.name} {f.frame_rule_text}" for f in FAMILIES.values())
 CHUNK_DEFAULTS = ", ".join(f"{f.name} {f.default_chunk}" for f in FAMILIES.values() if f.streamable)
 
 def _device(text: str) -> str:

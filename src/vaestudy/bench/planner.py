@@ -236,7 +236,7 @@ def seed_comparison(cm: CostModel | None, flops_per_px: float | None, seed: dict
     if cm is not None and not fits:
         out["our_cpu_chunk_s"] = out["our_cpu_chunk_bytes"] = None
         out["not_comparable"] = (f"{family.name} cannot stream the seed's chunk of {c['latent_frames_per_chunk']} latent "
-                                 f"frames (chunks of {family.chunk_multiple}k, clips of 1 + {family.frame_step}k frames)")
+                                 f"frames (chunks of {family.chunk_multiple}k, clips of {family.frame_rule_text} frames)")
     elif cm is not None:
         # one steady chunk = the difference between decoding 1 + 3 and 1 latent frames, streamed
         t1 = cm.predict("chunked", 1 + t * c["latent_frames_per_chunk"], (h, w),

@@ -123,6 +123,12 @@ class VAEFamily:
         return 1, self.frame_step // self.temporal_compression, 1, self.frame_step
 
     @property
+    def frame_rule_text(self) -> str:
+        """The valid pixel frame counts in words: ``"1 + 4k"``, ``"24 + 16k"``."""
+        _, _, base, step = self.frame_rule
+        return f"{base} + {step}k"
+
+    @property
     def causal_frames(self) -> bool:
         """Latent frame 0 decodes to one pixel frame and every later one to ``temporal_compression`` frames, so a
         prefix of the latent decodes to a prefix of the video (what chunked and windowed decodes rely on)."""
