@@ -26,7 +26,7 @@ from vaestudy.measure.probe import receptive_field
 from vaestudy.registry.cost import family_cost
 from vaestudy.registry.families import FAMILIES, family_of, get_family
 from vaestudy.registry.family import VAEFamily
-from vaestudy.registry.load import load_vae
+from vaestudy.registry.load import WeightsUnavailable, check_weight_source, load_vae
 
 PROBE_SIZES = (8, 16, 32)  # latent pixels per side tried in turn until the 99% radius sits inside the probe
 PROBE_FRAMES = 2  # latent frames of the receptive-field probe (the smallest valid count from here up)
@@ -109,10 +109,16 @@ def unbounded_receptive_field(vae, latent_frames: int, sizes=PROBE_SIZES, *, see
 
 
 def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, device: str = "cpu",
-                 probe_sizes=PROBE_SIZES) -> dict:
-    """The family's tiny config decoded here at ``size``: the chunk comparison and the receptive field."""
+                 probe_sizes=PROBE_SIZES, weights: str = "tiny") -> dict:
+    """The family decoded here at ``size`` from ``weights`` (pretrained weights that cannot be had here fall back to
+    the tiny config, and the row says so in ``weights``): the chunk comparison and the receptive field."""
     family = get_family(name)
-    vae = load_vae(name, "tiny", seed=seed, device=device)
+    check_weight_source(weights)
+    try:
+        vae = load_vae(name, weights, seed=seed, device=device)
+    except WeightsUnavailable:
+        weights = "tiny"
+        vae = load_vae(name, weights, seed=seed, device=device)
     lf, side = _latent_frames(family, size.latent_frames), size.latent_side
     grid = own_tile_grid(vae)
     if grid is not None:  # a tiles-only decode(): the smallest latent on its 3-D tile grid at least this large
@@ -120,7 +126,7 @@ def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, dev
                        for v, (k, st) in zip((lf, side, side), grid))
     s = family.spatial_compression
     z = random_latent(vae, family.pixel_frames(lf), (side * s, side * s), seed=seed)
-    row = {"family": name, "latent": (lf, side, side), **chunk_comparison(vae, z)}
+    row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z)}
     row["peak_bytes_per_px_frame"] = row["peak_bytes"] / row["pixel_frames"]
     try:
         rf = unbounded_receptive_field(vae, _latent_frames(family, PROBE_FRAMES), probe_sizes, seed=seed)
@@ -132,12 +138,14 @@ def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, dev
 
 
 def family_atlas(names=None, size: AtlasSize = AtlasSize(), *, seed: int = 0, device: str = "cpu",
-                 probe_sizes=PROBE_SIZES) -> list[dict]:
+                 probe_sizes=PROBE_SIZES, weights: str = "tiny") -> list[dict]:
     """One row per family (default: every registry family): :func:`static_row` merged with :func:`measured_row`."""
     names = list(FAMILIES) if names is None else list(names)
     for n in names:
         get_family(n)  # a bad name fails before any decode
-    return [{**static_row(get_family(n)), **measured_row(n, size, seed=seed, device=device, probe_sizes=probe_sizes)}
+    check_weight_source(weights)
+    return [{**static_row(get_family(n)),
+             **measured_row(n, size, seed=seed, device=device, probe_sizes=probe_sizes, weights=weights)}
             for n in names]
 
 
