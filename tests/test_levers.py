@@ -105,3 +105,12 @@ def test_cli_refuses_bad_options_naming_them(capsys):
                        (["levers", "--repeats", "0"], "repeats=0")):
         assert main(argv) == 2, argv
         assert name in capsys.readouterr().err, argv
+
+
+def test_the_verdict_calls_an_eager_compile_ratio_noise():
+    base = {"device": "cpu", "repeats": 2, "meets_goal": False, "best": "compile", "best_vs_decode": 1.19,
+            "best_exact": "compile", "best_exact_vs_decode": 1.19}
+    assert "timing noise" in levers_verdict({**base, "compile_backend": "eager"})
+    assert "timing noise" not in levers_verdict({**base, "compile_backend": "inductor"})
+    assert "timing noise" not in levers_verdict({**base, "compile_backend": "eager", "best": "bf16",
+                                                 "best_exact": "channels_last_3d"})

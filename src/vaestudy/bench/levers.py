@@ -353,5 +353,8 @@ def levers_verdict(result: dict) -> str:
     if result["best"] != result["best_exact"]:
         text += (f"; the fastest of all, {result['best']}, reaches {result['best_vs_decode']:.2f}x but is not exact "
                  f"(max abs above {EXACT_TOL:g})")
+    if result.get("compile_backend") == "eager" and "compile" in (result["best_exact"], result["best"]):
+        text += ("; compile ran with the eager backend, which only traces the decoder, so its ratio is timing noise, "
+                 "not a speed-up")
     return text + f". Medians of {result['repeats']} interleaved repeats."
 
