@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vaestudy.decode.common import check_own_tiles, fit_own_tiles, own_tile_grid
 from vaestudy.guide import atlas as A
 from vaestudy.guide.claims import raw_compression
 from vaestudy.registry import FAMILIES, exemplar
@@ -38,3 +39,29 @@ def test_the_exactness_word_follows_the_threshold():
     row = {"stream": "chunked-window", "max_abs": 1e-3}
     assert "differs" in A.exactness_word(row, 1e-4) and "same decode" in A.exactness_word(row, 1e-2)
     assert A.exactness_word({"stream": "chunked-window", "error": "x"}, 1e-4) == "no valid chunk"
+
+
+def test_sizes_come_from_the_family_rules():
+    for f in FAMILIES.values():
+        for n in range(1, 12):
+            k = f.latent_frames_at_least(n)
+            f.check_latent_frames(k)  # valid
+            assert k >= n and not any(m >= n and _valid(f, m) for m in range(n, k))  # and the smallest such
+
+
+def _valid(f, m):
+    try:
+        f.check_latent_frames(m)
+        return True
+    except ValueError:
+        return False
+
+
+def test_a_tiles_only_latent_is_fitted_to_its_grid(tiny):
+    tiles_only = next(n for n, f in FAMILIES.items() if f.decode_tiling == "only")
+    vae = tiny(tiles_only)
+    fitted = fit_own_tiles(vae, (1, 1, 1))
+    check_own_tiles(vae, fitted)  # on the grid
+    assert fitted == tuple(k for k, _ in own_tile_grid(vae))  # the smallest: one tile
+    other = tiny(exemplar("exact stream").name)
+    assert fit_own_tiles(other, (3, 5, 7)) == (3, 5, 7)

@@ -72,6 +72,15 @@ def own_tile_grid(vae: torch.nn.Module) -> tuple[tuple[int, int], ...] | None:
     return tuple((k // r, s // r) for k, s, r in zip(vae.kernel, vae.stride, scale))
 
 
+def fit_own_tiles(vae: torch.nn.Module, latent_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The smallest (frames, height, width) at least ``latent_shape`` on the 3-D tile grid of a tiles-only decode()
+    (see :func:`check_own_tiles`); ``latent_shape`` itself for every other family."""
+    grid = own_tile_grid(vae)
+    if grid is None:
+        return tuple(latent_shape)
+    return tuple(k + st * max(0, -(-(n - k) // st)) for n, (k, st) in zip(latent_shape, grid))
+
+
 def check_own_tiles(vae: torch.nn.Module, latent_shape: tuple[int, int, int]) -> None:
     """ValueError unless a latent of (frames, height, width) lies on the 3-D tile grid of a tiles-only decode().
 

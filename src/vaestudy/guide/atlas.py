@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from vaestudy.bench.memory import measure_peak
-from vaestudy.bench.reference import load_reference
-from vaestudy.decode.common import clear_vae_cache, own_tile_grid, random_latent
+from vaestudy.bench.memory import PeakMemory
+from vaestudy.decode.common import clear_vae_cache, fit_own_tiles, random_latent
 from vaestudy.decode.strategies import resolve, run_strategy
-from vaestudy.guide.claims import raw_compression
+from vaestudy.guide.claims import _Reference, raw_compression
 from vaestudy.measure.oracle import compare
 from vaestudy.measure.probe import receptive_field
 from vaestudy.registry.cost import family_cost
@@ -63,25 +62,15 @@ def static_row(family: VAEFamily) -> dict:
     return row
 
 
-def _latent_frames(family: VAEFamily, wanted: int) -> int:
-    """The smallest valid latent frame count >= ``wanted`` for ``family``."""
-    n = wanted
-    while True:
-        try:
-            family.check_latent_frames(n)
-            return n
-        except ValueError:
-            n += 1
-
-
 def chunk_comparison(vae, z: torch.Tensor) -> dict:
     """The family's own decode beside its streamed decode (cache carried, or overlapping windows without a cache):
     max |err| and PSNR between them, time to first frame as a share of the full decode, the full decode's peak bytes."""
     family = family_of(vae)
     clear_vae_cache(vae)
+    probe = PeakMemory(z.device)  # nothing runs beside the decode while it measures: one decode gives time and peak
+    probe.start()
     full = run_strategy("full", vae, z)
-    clear_vae_cache(vae)
-    peak = measure_peak(lambda: run_strategy("full", vae, z).video)
+    peak = probe.stop()["peak_bytes"]
     stream = "chunked" if family.streamable else "chunked-window"
     clear_vae_cache(vae)
     try:
@@ -119,17 +108,14 @@ def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, dev
     except WeightsUnavailable:
         weights = "tiny"
         vae = load_vae(name, weights, seed=seed, device=device)
-    lf, side = _latent_frames(family, size.latent_frames), size.latent_side
-    grid = own_tile_grid(vae)
-    if grid is not None:  # a tiles-only decode(): the smallest latent on its 3-D tile grid at least this large
-        lf, side, _ = (v if v >= k and (v - k) % st == 0 else k + st * max(0, -(-(v - k) // st))
-                       for v, (k, st) in zip((lf, side, side), grid))
+    lf, side, _ = fit_own_tiles(vae, (family.latent_frames_at_least(size.latent_frames), size.latent_side,
+                                      size.latent_side))
     s = family.spatial_compression
     z = random_latent(vae, family.pixel_frames(lf), (side * s, side * s), seed=seed)
     row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z)}
     row["peak_bytes_per_px_frame"] = row["peak_bytes"] / row["pixel_frames"]
     try:
-        rf = unbounded_receptive_field(vae, _latent_frames(family, PROBE_FRAMES), probe_sizes, seed=seed)
+        rf = unbounded_receptive_field(vae, family.latent_frames_at_least(PROBE_FRAMES), probe_sizes, seed=seed)
         row.update(rf_90=rf["rf"]["radii"][0.9], rf_99=rf["rf"]["radii"][0.99], rf_probe=rf["probe_side"],
                    rf_bounded=rf["bounded"])
     except (ValueError, RuntimeError, NotImplementedError) as exc:  # a decode the probe cannot differentiate
@@ -152,19 +138,16 @@ def family_atlas(names=None, size: AtlasSize = AtlasSize(), *, seed: int = 0, de
 def gpu_reference_rows(name: str, strategy: str = "full") -> dict:
     """The reference's records of ``strategy`` per family (shape, seconds, peak bytes, per pixel-frame, throughput) and
     the label every reader of them shows (device, dtype; not this machine)."""
-    ref = load_reference(name)
-    first = ref["bench"][0] if ref["bench"] else {}
-    device = first.get("env", {}).get("device_name") or first.get("device", "?")
+    ref = _Reference(name)
     rows = []
-    for r in ref["bench"]:
+    for r in ref.data["bench"]:
         if r["strategy"] != strategy:
             continue
         wall = r["wall_s"]["median"] if isinstance(r["wall_s"], dict) else r["wall_s"]
         rows.append({"family": r["model"], "shape": f"{r['frames']}x{r['size'][0]}x{r['size'][1]}", "seconds": wall,
                      "peak_bytes": r["peak_bytes"], "peak_bytes_per_px_frame": r["peak_bytes"] / r["pixel_frames"],
                      "px_frames_per_s": r["pixel_frames"] / wall})
-    return {"label": f"{device} reference `{name}` ({first.get('dtype', '?')}; not this machine)", "rows": rows,
-            "readme": ref["readme"]}
+    return {"label": ref.label, "rows": rows, "readme": ref.data["readme"]}
 
 
 def exactness_word(row: dict, exact_abs: float) -> str:

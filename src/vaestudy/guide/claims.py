@@ -109,6 +109,12 @@ def judge_exact(max_abs: float) -> tuple[str, str]:
     return "disagrees", f"max |err| {max_abs:.1e} >= {thr:.0e}: not the same decode"
 
 
+def judge_exact_but_not(exact_err: float, other_err: float) -> str:
+    """Agrees when the path meant to be exact is the same decode (max |err| ``exact_err``) and the other is not."""
+    return "agrees" if judge_exact(exact_err)[0] == "agrees" and judge_exact(other_err)[0] == "disagrees" \
+        else "disagrees"
+
+
 def judge_slower(slow: dict, fast: dict, repeats: int) -> tuple[str, str]:
     """Is ``slow`` slower than ``fast``? Each a ``wall_s`` summary (min, median, max, s) of ``repeats`` runs: agrees
     when their ranges lie apart in that order, disagrees when apart the other way; with fewer than
@@ -388,8 +394,7 @@ def claims(st: Study) -> list[dict]:
                          (v, (f"{share:.0%} of the diffusers configs, {'more' if v == 'agrees' else 'not more'} than "
                               f"{THRESHOLDS['majority']:.0%}")), derived=share))
     cd = st.cache_demo
-    v_cache, why_cache = judge_exact(cd["cache_max"])
-    v_naive, _ = judge_exact(cd["naive_max"])
+    _, why_cache = judge_exact(cd["cache_max"])
     gn = [r["max_abs"] for r in st.norms if r["family"] == g_fam and r["what"].startswith("chunks")
           and r["setting"] == "own norm"]
     gn_text = (f"; {g_fam}'s cached chunks (GroupNorm): max |err| {gn[0]:.1e}, "
@@ -398,7 +403,7 @@ def claims(st: Study) -> list[dict]:
                          f"{s_fam}-class stream vs full decode: max |err| {cd['cache_max']:.1e}; same chunks without the "
                          f"cache {cd['naive_max']:.2f}; first frame after {cd['cache_first_s'] / cd['full_s']:.2f} of "
                          f"the full decode's time",
-                         ("agrees" if v_cache == "agrees" and v_naive == "disagrees" else "disagrees",
+                         (judge_exact_but_not(cd["cache_max"], cd["naive_max"]),
                           f"with the cache {why_cache}; without it {cd['naive_max']:.2f}{gn_text}"),
                          measured=cd["cache_max"]))
     rows.append(gpu["cached-stream-gpu"])
@@ -547,7 +552,7 @@ def claims(st: Study) -> list[dict]:
                           f"radius {radius} {'>' if radius > halo else '<='} halo {halo}"), measured=float(radius)))
     es = st.exact_split
     ex, crop = (next(r for r in es["rows"] if r["method"] == m) for m in SPLIT_METHODS)
-    v_ex, why_ex = judge_exact(ex["max_abs"])
+    _, why_ex = judge_exact(ex["max_abs"])
     v_crop, _ = judge_exact(crop["max_abs"])
     sent = sum(ex["bytes_measured"].values())
     rows.append(make_row("multi-device-exactness",
@@ -555,7 +560,7 @@ def claims(st: Study) -> list[dict]:
                          f"{es['world']} gloo ranks: halo exchange before every convolution, max |err| "
                          f"{ex['max_abs']:.1e} vs one process ({sent / 1e3:.0f} kB exchanged); halo-and-crop (halo "
                          f"{es['config']['crop_halo']}) {crop['max_abs']:.2f}",
-                         ("agrees" if v_ex == "agrees" and v_crop == "disagrees" else "disagrees",
+                         (judge_exact_but_not(ex["max_abs"], crop["max_abs"]),
                           f"exchange: {why_ex}; crop: {'not ' if v_crop == 'disagrees' else ''}the same decode"),
                          measured=ex["max_abs"]))
     nv, chs, src = fl["chunked-naive"]["spike_ratio"], fl["chunked"]["spike_ratio"], fl["source clip"]["spike_ratio"]

@@ -139,6 +139,11 @@ class VAEFamily:
         """True when chunks can be decoded exactly by carrying the decoder's cache."""
         return self.cache is not None
 
+    def latent_frames_at_least(self, n: int) -> int:
+        """The smallest valid latent frame count >= ``n`` (``base + step*k`` of :attr:`frame_rule`)."""
+        base, step, _, _ = self.frame_rule
+        return base + step * max(0, -(-(n - base) // step))
+
     def valid_frame_counts(self, up_to: int = 200) -> list[int]:
         """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k (or its grid)."""
         _, _, base, step = self.frame_rule
