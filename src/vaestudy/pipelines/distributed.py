@@ -294,18 +294,36 @@ def _rank_errors(log: str) -> str:
 def blame(errors: dict[int, str], nproc: int, timeout_s: float) -> str:
     """Which rank(s) caused a failed run, from each failed rank's exception line.
 
-    A rank whose error is not a timeout failed on its own: it is the cause. When every error is a timeout, the
-    ranks that neither failed nor finished stopped answering: they are named, and the ranks that waited for them.
+    A rank whose error is neither a timeout nor a lost peer (gloo's "Connection closed by peer", a reset or broken
+    pipe) failed on its own: it is the cause, and the ranks that only lost it are not named. When every error is a
+    timeout or a lost peer, the ranks that neither failed nor finished died or stopped answering: they are named,
+    and the ranks that waited for them or lost them.
     """
-    timed_out = sorted(r for r, e in errors.items() if _is_timeout(e))
-    own = sorted(set(errors) - set(timed_out))
+    waited = sorted(r for r, e in errors.items() if _is_timeout(e))
+    lost = sorted(r for r, e in errors.items() if _is_peer_lost(e))
+    own = sorted(set(errors) - set(waited) - set(lost))
     if own:
         return f"rank {', '.join(map(str, own))}"
     silent = sorted(set(range(nproc)) - set(errors))
-    if silent and timed_out:
-        return (f"rank {', '.join(map(str, silent))} (stopped answering: no error and no result within "
-                f"timeout_s={timeout_s} s; rank {', '.join(map(str, timed_out))} timed out waiting)")
-    return f"rank {', '.join(map(str, timed_out))}" if timed_out else "a rank"
+    if silent and (waited or lost):
+        why = []
+        if lost:
+            why.append(f"rank {', '.join(map(str, lost))} lost its connection to it")
+        if waited:
+            why.append(f"rank {', '.join(map(str, waited))} timed out waiting")
+        what = "died" if lost else "stopped answering"
+        return (f"rank {', '.join(map(str, silent))} ({what}: no error and no result within "
+                f"timeout_s={timeout_s} s; {'; '.join(why)})")
+    named = sorted(set(waited) | set(lost))
+    return f"rank {', '.join(map(str, named))}" if named else "a rank"
+
+
+def _is_peer_lost(text: str) -> bool:
+    """Whether a rank's traceback ends in a lost connection to a peer (gloo's "Connection closed by peer", "Connection
+    reset by peer", a broken pipe): the symptom of a peer that died, not a failure of this rank."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-1].lower() if lines else ""
+    return any(k in last for k in ("connection closed by peer", "connection reset by peer", "broken pipe"))
 
 
 def _tail(text: str, lines: int = 25) -> str:
