@@ -13,8 +13,8 @@ Cosmos-style 8x8x8 tokenizer) are defined here in :data:`EXTRA_CODECS`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from vaestudy.registry import FAMILIES
 
@@ -27,7 +27,7 @@ PAD_MODES = ("error", "ceil")
 
 @dataclass(frozen=True)
 class Codec:
-    """Latent geometry of an autoencoder: spatial factor s, temporal factor t, channels c."""
+    """Latent geometry of an autoencoder: spatial factor s, temporal factor t, channels c, and its frame rule."""
 
     name: str
     spatial_compression: int
@@ -35,6 +35,9 @@ class Codec:
     latent_channels: int
     causal_first_frame: bool  # latent frames = 1 + (frames - 1) / t (first frame encoded alone)
     source: str  # where the factors come from
+    # (latent base, latent step, pixel base, pixel step): latent counts base + step*k decode to pixel counts
+    # pixel base + pixel step*k (a registry family's VAEFamily.frame_rule); None: from causal_first_frame and t
+    frame_rule: tuple[int, int, int, int] | None = None
 
     @property
     def s(self) -> int:
@@ -47,6 +50,21 @@ class Codec:
     @property
     def c(self) -> int:
         return self.latent_channels
+
+    @property
+    def rule(self) -> tuple[int, int, int, int]:
+        """(latent base, latent step, pixel base, pixel step) of the frame counts: ``frame_rule``, else 1 + (n-1)/t
+        for a causal codec and n/t otherwise."""
+        if self.frame_rule is not None:
+            return self.frame_rule
+        return (1, 1, 1, self.t) if self.causal_first_frame else (1, 1, self.t, self.t)
+
+    @property
+    def steady_t(self) -> float:
+        """Pixel frames per latent frame once the first frames are past (pixel step / latent step of :attr:`rule`);
+        equal to ``t`` except for a frame grid such as 22 + 17k pixel frames <-> 7 + 5k latent frames."""
+        _, lstep, _, pstep = self.rule
+        return pstep / lstep
 
 
 #: Reference codecs the study compares with; not loadable models of this project.
@@ -61,8 +79,8 @@ EXTRA_CODECS: dict[str, Codec] = {
 def registry_codecs() -> dict[str, Codec]:
     """Codec views of every registry family (factors read from ``vaestudy.registry.families.FAMILIES``)."""
     return {
-        name: Codec(name, f.spatial_compression, f.temporal_compression, f.latent_channels, True,
-                    f"vaestudy.registry.families.FAMILIES[{name!r}] ({f.diffusers_class})")
+        name: Codec(name, f.spatial_compression, f.temporal_compression, f.latent_channels, f.causal_frames,
+                    f"vaestudy.registry.families.FAMILIES[{name!r}] ({f.diffusers_class})", frame_rule=f.frame_rule)
         for name, f in FAMILIES.items()
     }
 
@@ -131,12 +149,21 @@ def latent_side(pixels: int, factor: int, *, pad: str = "error", name: str = "si
 
 
 def latent_frames(codec: str | Codec, frames: int, *, pad: str = "error") -> int:
-    """Latent frames for ``frames`` pixel frames: 1 + (frames-1)/t for causal codecs, frames/t otherwise."""
+    """Latent frames for ``frames`` pixel frames by the codec's frame rule (:attr:`Codec.rule`): 1 + (frames-1)/t
+    for causal codecs, frames/t for per-frame ones, base + step*k for a family's frame grid (24 + 16k pixel frames
+    -> 6 + 4k latent frames). ``pad='ceil'`` rounds an invalid count up to the next valid one."""
     cd = get_codec(codec)
     _positive("frames", frames, integer=True)
-    if cd.causal_first_frame:
-        return 1 + latent_side(frames - 1, cd.t, pad=pad, name="frames - 1") if frames > 1 else 1
-    return latent_side(frames, cd.t, pad=pad, name="frames")
+    _check_pad(pad)
+    lbase, lstep, pbase, pstep = cd.rule
+    if frames < pbase:
+        if pad == "error":
+            raise ValueError(f"frames={frames} is fewer than {cd.name} decodes: valid counts are {pbase} + {pstep}k; "
+                             f"use pad='ceil' (pads up to {pbase})")
+        return lbase
+    if frames == pbase:
+        return lbase
+    return lbase + lstep * latent_side(frames - pbase, pstep, pad=pad, name=f"frames - {pbase}")
 
 
 def latent_shape(codec: str | Codec, frames: int, height: int, width: int, *, pad: str = "error") -> tuple[int, int, int, int]:
@@ -196,7 +223,7 @@ def compression_vs_raw_to_ratio(latent_compression: float, bpp: float) -> float:
 def codec_storage_ratio(codec: str | Codec, bpp: float, precision: str = "fp16") -> float:
     """:func:`storage_ratio` for a named codec."""
     cd = get_codec(codec)
-    return storage_ratio(spatial=cd.s, channels=cd.c, bits_per_pixel=bpp, precision=precision, temporal=cd.t)
+    return storage_ratio(spatial=cd.s, channels=cd.c, bits_per_pixel=bpp, precision=precision, temporal=cd.steady_t)
 
 
 def min_temporal_compression(s: int, c: int, bpp: float, precision: str = "fp16") -> float:
@@ -216,12 +243,13 @@ def mp4_bytes_per_second(height: int, width: int, fps: float, bpp: float) -> flo
 
 def latent_bytes_per_second(codec: str | Codec, height: int, width: int, fps: float, precision: str = "fp16",
                             *, pad: str = "error") -> float:
-    """Latent bytes per second of video: c (H/s)(W/s) p F / t (the steady-state rate; no first-frame term)."""
+    """Latent bytes per second of video: c (H/s)(W/s) p F / t (the steady-state rate, t = :attr:`Codec.steady_t`;
+    no first-frame term)."""
     cd = get_codec(codec)
     _positive("fps", fps)
     h = latent_side(height, cd.s, pad=pad, name="height")
     w = latent_side(width, cd.s, pad=pad, name="width")
-    return cd.c * h * w * bytes_per_value(precision) * fps / cd.t
+    return cd.c * h * w * bytes_per_value(precision) * fps / cd.steady_t
 
 
 def mb_per_minute(bytes_per_second: float) -> float:
@@ -424,15 +452,15 @@ def ratio_summary(codec: str | Codec, bpp: float, precision: str = "fp16", heigh
                   fps: float = 35.0) -> str:
     """One line: compression vs raw RGB, R against an MP4 at ``bpp``, MB/min of both, t needed to beat it."""
     cd = get_codec(codec)
-    raw_x = compression_vs_raw(cd.s, cd.c, precision, cd.t)
+    raw_x = compression_vs_raw(cd.s, cd.c, precision, cd.steady_t)
     lat = mb_per_minute(latent_bytes_per_second(cd, height, width, fps, precision, pad="ceil"))
     mp4 = mb_per_minute(mp4_bytes_per_second(height, width, fps, bpp))
     r = lat / mp4
     verdict = "smaller than" if r < 1 else "larger than"
-    t_need = r * cd.t  # R scales as 1/t: total t at which R = 1
+    t_need = r * cd.steady_t  # R scales as 1/t: total t at which R = 1
     return (f"{cd.name} {precision} at {height}x{width}, {fps:g} fps, b={bpp:g}: {raw_x:.1f}x vs raw RGB, "
             f"R = {r:.2f} ({lat:.1f} vs {mp4:.1f} MB/min, latents {verdict} the MP4); "
-            f"R < 1 needs total t > {t_need:.2f} (codec has t={cd.t})")
+            f"R < 1 needs total t > {t_need:.2f} (codec has t={cd.steady_t:g})")
 
 
 def budget_summary(frames: int, fps: float, encode_s: float, decode_s: float, nbytes: float,
