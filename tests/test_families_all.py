@@ -264,6 +264,36 @@ def test_svd_decodes_per_frame_latents_with_temporal_mixing(tiny):
     assert (own_decode(vae, z[:, :, :1])[:, :, 0] - out[:, :, 0]).abs().max() > 1e-4
 
 
+def test_kvae_frame_rule_refuses_counts_whose_last_segment_decode_drops_frames(tiny):
+    """KVAE's decode() cuts the latent into segments of 5 then 4 latent frames; a last segment of one latent frame
+    decodes to one pixel frame instead of four (no temporal upsampling), so those counts are refused by the rule and
+    every count the rule accepts decodes to exactly the frames it promises."""
+    vae = tiny("kvae")
+    fam = family_of(vae)
+    refused = []
+    for t in range(1, 12):
+        out = own_decode(vae, latent_for(vae, t, 2, seed=t))
+        try:
+            fam.check_latent_frames(t)
+        except ValueError as err:
+            assert "segment" in str(err) and f"{fam.latent_frames_at_least(t)}" in str(err)
+            refused.append(t)
+            assert out.shape[2] < fam.pixel_frames(t), (t, out.shape)  # what the rule protects against
+            continue
+        assert out.shape[2] == fam.pixel_frames(t), (t, out.shape)
+    assert refused == [6, 10]
+    assert [f for f in fam.valid_frame_counts(45)] == [1, 5, 9, 13, 17, 25, 29, 33, 41, 45]
+    with pytest.raises(ValueError, match="frames=21"):
+        fam.check_frames(21)
+    calls = []
+    hook = vae.decoder.register_forward_hook(lambda m, args, out: calls.append(out.shape[2]))
+    try:
+        own_decode(vae, latent_for(vae, 11, 2, seed=0))
+    finally:
+        hook.remove()
+    assert (len(calls), max(calls)) == fam.own_decode_calls(11) == (3, 17)  # segments of 5, 4, 2 latent frames
+
+
 # ---- cost: parameters and FLOPs, computed --------------------------------------------------------------------
 def test_cost_cache_matches_a_recount():
     """Parameters of every family recounted on meta equal the cache; one family's FLOPs recounted equal it too."""

@@ -313,6 +313,7 @@ FAMILIES: dict[str, VAEFamily] = {
         full_config_source=("class defaults; repo id and subfolder from the diffusers docs (v0.39) for "
                             "AutoencoderKLKVAEVideo; its config.json was not read here"),
         chunk_min=2,
+        decode_segments=(5, 4),
         chunk_reason=("a decoder call of one latent frame skips its temporal upsampling (time factor 1 + "
                       "(frames > 1)) and its causal convs keep one frame of padding instead of two"),
     ),

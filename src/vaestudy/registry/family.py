@@ -60,6 +60,10 @@ class VAEFamily:
     norm_pools_frames: bool | None = None
     # why carrying the cache still is not the family's decode() arithmetic although no norm pools frames ("": it is)
     stream_caveat: str = ""
+    # (latent frames of the first segment, of each later one) when decode() splits the latent into segments that
+    # share one cache; a last segment shorter than ``chunk_min`` would decode to too few frames, so such counts are
+    # refused (None: decode() makes no segments of its own)
+    decode_segments: tuple[int, int] | None = None
 
     # ---- streaming and the family's own decode ----------------------------------------
     @property
@@ -94,6 +98,9 @@ class VAEFamily:
         frames = self.pixel_frames(latent_frames)
         if self.decode_batch:
             return max(1, latent_frames // self.decode_batch), self.decode_batch * t
+        if self.decode_segments:
+            first, later = self.decode_segments
+            return 1 + max(0, -(-(latent_frames - first) // later)), self.pixel_frames(min(first, latent_frames))
         window = self.temporal_window
         if window and latent_frames > (window[0] - 1) // t:
             return max(1, math.ceil((frames - window[0]) / window[1]) + 1), window[0]
@@ -139,23 +146,45 @@ class VAEFamily:
         """True when chunks can be decoded exactly by carrying the decoder's cache."""
         return self.cache is not None
 
+    def short_last_segment(self, latent_frames: int) -> int | None:
+        """Latent frames of decode()'s last segment when it holds fewer than ``chunk_min`` (None: the count is fine)."""
+        if self.decode_segments is None or latent_frames <= self.decode_segments[0]:
+            return None
+        first, later = self.decode_segments
+        last = (latent_frames - first) % later
+        return last if 0 < last < self.chunk_min else None
+
     def latent_frames_at_least(self, n: int) -> int:
-        """The smallest valid latent frame count >= ``n`` (``base + step*k`` of :attr:`frame_rule`)."""
+        """The smallest valid latent frame count >= ``n`` (``base + step*k`` of :attr:`frame_rule`, less the counts
+        whose last decode() segment would be too short)."""
         base, step, _, _ = self.frame_rule
-        return base + step * max(0, -(-(n - base) // step))
+        k = base + step * max(0, -(-(n - base) // step))
+        while self.short_last_segment(k) is not None:
+            k += step
+        return k
 
     def valid_frame_counts(self, up_to: int = 200) -> list[int]:
-        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k (or its grid)."""
-        _, _, base, step = self.frame_rule
-        return list(range(base, up_to + 1, step))
+        """Pixel frame counts (<= up_to) this family decodes without padding: 1 + frame_step*k (or its grid), less
+        those whose last decode() segment would be too short."""
+        lbase, lstep, base, step = self.frame_rule
+        return [f for k, f in enumerate(range(base, up_to + 1, step))
+                if self.short_last_segment(lbase + k * lstep) is None]
+
+    def _segment_rule_text(self) -> str:
+        if self.decode_segments is None:
+            return ""
+        first, later = self.decode_segments
+        return (f"; decode() splits the latent into segments of {first} then {later} latent frames and a last "
+                f"segment must hold at least {self.chunk_min} ({self.chunk_reason})")
 
     def check_frames(self, frames: int, name: str = "frames") -> None:
-        _, _, base, t = self.frame_rule
-        if not isinstance(frames, int) or isinstance(frames, bool) or frames < base or (frames - base) % t != 0:
-            examples = ", ".join(str(f) for f in self.valid_frame_counts(base + 4 * t))
+        lbase, lstep, base, t = self.frame_rule
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < base or (frames - base) % t != 0 or \
+                self.short_last_segment(lbase + (frames - base) // t * lstep) is not None:
+            examples = ", ".join(str(f) for f in self.valid_frame_counts(base + 6 * t))
             raise ValueError(
                 f"{name}={frames!r} cannot be decoded cleanly by {self.name}: "
-                f"valid counts are {base} + {t}*k ({examples}, ...)"
+                f"valid counts are {base} + {t}*k ({examples}, ...){self._segment_rule_text()}"
             )
 
     # ---- shapes -----------------------------------------------------------------
@@ -184,6 +213,13 @@ class VAEFamily:
             raise ValueError(
                 f"{name}={latent_frames} cannot be decoded cleanly by {self.name}: valid latent frame counts "
                 f"are {base} + {step}*k (pixel frames {pbase} + {pstep}*k)"
+            )
+        last = self.short_last_segment(latent_frames)
+        if last is not None:
+            raise ValueError(
+                f"{name}={latent_frames} cannot be decoded cleanly by {self.name}: its decode() would end on a "
+                f"segment of {last} latent frame(s){self._segment_rule_text()}; valid nearby: "
+                f"{self.latent_frames_at_least(latent_frames)}"
             )
 
     def pixel_frames(self, latent_frames: int) -> int:
