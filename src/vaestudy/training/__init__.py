@@ -4,6 +4,7 @@
 from vaestudy.training.heldout import (
     baseline_scores,
     colour_offset,
+    encode_mean,
     heldout_frames,
     heldout_scores,
     psnr_per_frame,

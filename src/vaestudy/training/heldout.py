@@ -5,23 +5,37 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vaestudy.decode.common import family_decode_settings, own_decode
 from vaestudy.measure.metrics import adjacent_ssim
 from vaestudy.measure.oracle import psnr
+from vaestudy.registry.families import family_of
 
 # ---------------------------------------------------------------------------------------------
 # The shared held-out evaluation
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def reconstruct(vae: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
-    """Encode (posterior mean) and decode in one full pass; (B, 3, T, H, W) in [-1, 1] -> same shape, clamped."""
+def encode_mean(vae: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """Posterior-mean latent (B, C, t, h, w) of a (B, 3, T, H, W) video in [-1, 1], under the class's conventions:
+    per-frame 2-D latents (the registry's ``per_frame_latents``) and diffusers' tiling switched on where the family's
+    own decode() tiles by default or only (``decode_tiling``; a class with no untiled decode has no untiled encode)."""
     if video.ndim != 5 or video.shape[1] != 3:
         raise ValueError(f"video shape {tuple(video.shape)} must be (batch, 3, frames, height, width)")
-    dist = vae.encode(video).latent_dist
-    out = vae.decode(dist.mode()).sample
-    if hasattr(vae, "clear_cache"):
-        vae.clear_cache()
-    return out.clamp(-1.0, 1.0)
+    family = family_of(vae)
+    with family_decode_settings(vae, spatial_tiling=family.decode_tiling != "off"):
+        if family.per_frame_latents:
+            b, c, t, h, w = video.shape
+            z = vae.encode(video.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)).latent_dist.mode()
+            return z.reshape(b, t, *z.shape[1:]).permute(0, 2, 1, 3, 4)
+        return vae.encode(video).latent_dist.mode()
+
+
+@torch.no_grad()
+def reconstruct(vae: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """Encode (posterior mean, :func:`encode_mean`) and decode with the family's own decode() in one full pass;
+    (B, 3, T, H, W) in [-1, 1] -> (B, 3, T', H, W), clamped. T' is T unless the class's encoder and decoder disagree
+    on frame counts (the caller checks)."""
+    return own_decode(vae, encode_mean(vae, video)).clamp(-1.0, 1.0)
 
 
 def _to_unit(x: torch.Tensor) -> np.ndarray:
