@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import torch
 
@@ -81,6 +81,27 @@ def fit_own_tiles(vae: torch.nn.Module, latent_shape: tuple[int, int, int]) -> t
     return tuple(k + st * max(0, -(-(n - k) // st)) for n, (k, st) in zip(latent_shape, grid))
 
 
+def latent_size_at_least(vae: torch.nn.Module, latent_frames: int, latent_side: int) -> tuple[int, int, int]:
+    """The smallest latent (frames, height, width) of at least ``latent_frames`` x ``latent_side`` x ``latent_side``
+    that the family decodes: its frame rule (:meth:`VAEFamily.latent_frames_at_least`), then the 3-D tile grid of a
+    tiles-only decode() (:func:`fit_own_tiles`)."""
+    for name, v in (("latent_frames", latent_frames), ("latent_side", latent_side)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name}={v!r} must be an integer >= 1")
+    family = family_of(vae)
+    t, h, w = fit_own_tiles(vae, (family.latent_frames_at_least(latent_frames), latent_side, latent_side))
+    return family.latent_frames_at_least(t), h, w
+
+
+def pixel_size_at_least(vae: torch.nn.Module, latent_frames: int, latent_side: int) -> tuple[int, tuple[int, int]]:
+    """(pixel frames, (height, width) px) of the video that :func:`latent_size_at_least` decodes to: the size a
+    notebook asks :func:`random_latent` for, valid for every family."""
+    family = family_of(vae)
+    t, h, w = latent_size_at_least(vae, latent_frames, latent_side)
+    _, frames, height, width = family.pixel_shape(t, h, w)
+    return frames, (height, width)
+
+
 def check_own_tiles(vae: torch.nn.Module, latent_shape: tuple[int, int, int]) -> None:
     """ValueError unless a latent of (frames, height, width) lies on the 3-D tile grid of a tiles-only decode().
 
@@ -132,6 +153,9 @@ def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
         having = ", ".join(f.diffusers_class for f in FAMILIES.values() if f.attention_block)
         raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: decoders with a mid-block "
                          f"attention: {having}")
+    if not isinstance(getattr(attns[0], "proj", None), torch.nn.Module):
+        raise ValueError(f"{type(vae).__name__}'s decoder mid-block attention ({type(attns[0]).__name__}) is not "
+                         "proj(attention(norm(x))) + x: it has no output projection `proj` to set")
     return attns[0]
 
 
@@ -190,14 +214,15 @@ def own_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
         return call_decode(vae, z)
 
 
-def decoder_pass(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+def decoder_pass(vae: torch.nn.Module, z: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
     """``post_quant_conv`` then ``decoder`` on the whole latent in one call, bypassing ``decode()``.
 
     For a class whose ``decode()`` has no untiled path this is the one-pass decode each of its own tiles gets; a
-    2-D ``post_quant_conv`` runs frame by frame, as those classes do.
+    2-D ``post_quant_conv`` runs frame by frame, as those classes do. ``grad``: keep the autograd graph (the
+    receptive-field probe differentiates through it); by default no graph is built.
     """
     pq = getattr(vae, "post_quant_conv", None)
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
         if isinstance(pq, torch.nn.Conv2d):
             b = z.shape[0]
             z = pq(z.permute(0, 2, 1, 3, 4).flatten(0, 1)).unflatten(0, (b, -1)).permute(0, 2, 1, 3, 4)
@@ -262,7 +287,7 @@ def timed_single(vae, fn, z) -> Iterator[Chunk]:
 def random_latent(vae, frames: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A seeded N(0, 1) latent for a pixel video of ``frames`` x ``size`` (validated by the family)."""
     family = family_of(vae)
-    c, t, h, w = family.latent_shape(frames, *size)
+    _, t, h, w = family.latent_shape(frames, *size)
     p = next(vae.parameters())
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, latent_channels(vae), t, h, w, generator=g).to(p)

@@ -12,8 +12,8 @@ smallest valid chunk), ``tile`` and ``overlap`` (latent pixels per axis; default
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 
@@ -182,6 +182,29 @@ def strategies_for(family: VAEFamily, *, bench: bool = False) -> list[Strategy]:
     return out
 
 
+def stream_strategy(family: VAEFamily) -> str | None:
+    """The strategy that streams ``family`` closest to its own decode: ``chunked`` (the cache carried) where it has
+    a cache, ``chunked-window`` (overlapping windows, inexact) where it has none, None where a latent prefix does not
+    decode to a video prefix (see :func:`stream_unavailable`)."""
+    names = [s.name for s in strategies_for(family)]
+    return next((n for n in ("chunked", "chunked-window") if n in names), None)
+
+
+def stream_unavailable(family: VAEFamily) -> str:
+    """Why nothing streams ``family``, in a sentence from its rules ("" where :func:`stream_strategy` names one)."""
+    if stream_strategy(family) is not None:
+        return ""
+    lbase, lstep, pbase, pstep = family.frame_rule
+    if family.per_frame_latents:
+        why = ("its decode() takes one latent per frame and mixes the frames of the whole clip in time "
+               "(compression 1x in time), so a chunk of latents is a different clip")
+    else:
+        why = (f"its latent frame counts are {lbase} + {lstep}k (pixel frames {pbase} + {pstep}k), so a prefix of the "
+               f"latent is not a prefix of the video")
+    return (f"No streamed decode applies to {family.name}: {why}; the chunked strategies "
+            f"({', '.join(n for n in STREAMING if 'chunk' in get_strategy(n).params)}) are left out.")
+
+
 def resolve(name: str, family: VAEFamily, latent_shape: tuple[int, int, int], *, chunk: int | None = None,
             tile=None, overlap=None, blend: str | None = None) -> dict:
     """The strategy's parameters for a latent of ``(frames, height, width)``, defaults filled in and validated.
@@ -235,4 +258,4 @@ def iter_strategy(name: str, vae, z: torch.Tensor, **params) -> Iterator[Chunk]:
 
 
 __all__ = ["BENCH_STRATEGIES", "PARAMETERS", "STRATEGIES", "STREAMING", "Strategy", "get_strategy",
-           "iter_strategy", "resolve", "run_strategy", "strategies_for"]
+           "iter_strategy", "resolve", "run_strategy", "strategies_for", "stream_strategy", "stream_unavailable"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaestudy.decode.common import latent_channels, plain_decode
+from vaestudy.decode.common import clear_vae_cache, decoder_pass, latent_channels, plain_decode
 from vaestudy.decode.full import decode_full
 from vaestudy.decode.streams import open_stream
 from vaestudy.decode.tiled import TilePlan, decode_tiled
@@ -25,6 +25,9 @@ def _differentiable_decode(vae, z):
     family = family_of(vae)
     if family.cache is not None:
         return open_stream(vae, clamp=False).step(z)  # one pass, no clamp (clamp zeroes gradients)
+    if family.decode_tiling == "only":  # decode() has no untiled path: the one pass each of its tiles gets
+        clear_vae_cache(vae)
+        return decoder_pass(vae, z, grad=True)
     return plain_decode(vae, z)
 
 
@@ -76,6 +79,17 @@ def receptive_field(vae, latent_size: tuple[int, int, int] = (3, 16, 16), *, sha
     }
 
 
+def zero_weights(module: torch.nn.Module) -> list[str]:
+    """Names of ``module``'s parameters, biases aside, that are exactly zero everywhere.
+
+    Explains a receptive field of 0 on untrained weights: a residual branch multiplied by a zero-initialised scale
+    (a ViT decoder's blocks scale both branches by such a ``scale1``/``scale2``) adds nothing, so attention and MLP
+    pass their input through.
+    Some zero parameters are harmless (a mixing logit of 0 is a 50/50 mix); the list is evidence, not a verdict.
+    """
+    return [n for n, p in module.named_parameters() if not n.endswith("bias") and not bool(p.detach().any())]
+
+
 def minimal_overlap(vae, z: torch.Tensor, count: int = 2, *, tol: float = ONE_8BIT_LEVEL, blend: str = "linear",
                     overlaps=None) -> dict:
     """Smallest overlap (latent px) at which ``count`` x ``count`` tiles decode within ``tol`` (max abs) of the full decode.
@@ -86,7 +100,7 @@ def minimal_overlap(vae, z: torch.Tensor, count: int = 2, *, tol: float = ONE_8B
 
     ref = decode_full(vae, z).video
     hw = tuple(z.shape[-2:])
-    overlaps = list(range(0, min(hw))) if overlaps is None else list(overlaps)
+    overlaps = list(range(min(hw))) if overlaps is None else list(overlaps)
     rows, found = [], None
     for o in overlaps:
         try:
