@@ -64,4 +64,12 @@ from vaestudy.guide.study import (
     stage_profile,
     strategy_costs,
 )
-from vaestudy.guide.summary import EXPERIMENTS, checklist, experiments, headlines, markdown_table
+from vaestudy.guide.summary import (
+    EXPERIMENTS,
+    checklist,
+    experiments,
+    headlines,
+    markdown_table,
+    measured_stand_in,
+    rules_checklist,
+)

@@ -8,12 +8,21 @@ import shlex
 from vaestudy import pipelines as P
 from vaestudy.bench import planner
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
+from vaestudy.decode.strategies import strategies_for
 from vaestudy.decode.tiled import TilePlan
 from vaestudy.guide.atlas import static_row
 from vaestudy.guide.claims import THRESHOLDS, judge_close, judge_exact
 from vaestudy.guide.quality import clip_latent, load_model
 from vaestudy.guide.sources import EVIDENCE, SOURCE_CLAIMS, SOURCES, seed_pipeline, seed_shares, source_claim
-from vaestudy.guide.study import GROUPNORM_FAMILY, STREAMING_FAMILY, Study, _bikes_rgb, _latent, strategy_costs
+from vaestudy.guide.study import (
+    COST_FAMILIES,
+    GROUPNORM_FAMILY,
+    STREAMING_FAMILY,
+    Study,
+    _bikes_rgb,
+    _latent,
+    strategy_costs,
+)
 from vaestudy.measure import metrics as M
 from vaestudy.registry.cost import build_on_meta
 from vaestudy.registry.families import DEFAULT_FAMILY, FAMILIES, get_family
@@ -33,7 +42,7 @@ def checklist(st: Study, family: str = DEFAULT_FAMILY, budget_share: float = 0.6
     cd = st.cache_demo
     stream_exact = judge_exact(cd["cache_max"])[0] == "agrees"
     exact = {"full", "chunked"} if stream_exact else {"full"}
-    by = lambda key: min(recs, key=key)  # noqa: E731
+    by = lambda key: min(recs, key=key)
     fast = by(lambda r: r["wall_s"]["median"])
     small = by(lambda r: r["peak_bytes"] or math.inf)
     first = by(lambda r: r["first_frame_s"]["median"])
@@ -69,6 +78,67 @@ def checklist(st: Study, family: str = DEFAULT_FAMILY, budget_share: float = 0.6
     return out
 
 
+def measured_stand_in(family: str) -> str:
+    """The family whose measured rows stand in for ``family`` in the checklist: itself where the study measures it,
+    else the measured family that streams the same way (exactly with its cache, with a cache but not exactly, or
+    without a cache)."""
+    if family in COST_FAMILIES:
+        return family
+    f = get_family(family)
+    if f.streams_exactly:
+        return STREAMING_FAMILY
+    if f.streamable:
+        return GROUPNORM_FAMILY
+    return COST_FAMILIES[-1]
+
+
+def _not_exact_why(f) -> str:
+    if f.stream_caveat:
+        return f.stream_caveat
+    return (f"its {f.norm} normalisation pools statistics over the frames of one call, so a chunk's statistics are "
+            "not the whole clip's")
+
+
+def rules_checklist(family: str) -> list[dict]:
+    """What to choose for ``family``, read from its registry rules alone (no measurement): how to stream it, how to
+    tile it, which frame counts to ask for and what its own decode() does. Rows of goal / choose / why."""
+    f = get_family(family)
+    names = [s.name for s in strategies_for(f)]
+    if f.streams_exactly:
+        stream = ("chunked, carrying its cache",
+                  (f"the decoder's `{f.cache}` cache carried between chunks is the full decode's arithmetic (exact); "
+                  f"chunks of at least {f.default_chunk} latent frame(s)"))
+    elif f.streamable:
+        stream = ("full decode where exactness matters; chunked (cache carried) otherwise, inexact",
+                  f"it carries a `{f.cache}` cache, but chunks are not exact: {_not_exact_why(f)}")
+    elif "chunked-window" in names:
+        stream = ("full decode; overlapping windows (chunked-window) only to stream, inexact",
+                  (f"no cache to carry; windows overlap by {f.window_overlap} latent frame(s) and are blended, which "
+                  "is never the full decode"))
+    else:
+        _, _, pbase, pstep = f.frame_rule
+        why = ("its decode() takes one latent per frame and mixes the clip's frames in time" if f.per_frame_latents
+               else f"its frame counts ({pbase} + {pstep}k) have no lone first frame, so a latent prefix is not a "
+                    "video prefix")
+        stream = ("the full decode: nothing streams", why)
+    tiling = {
+        "off": ("our tiled decode (or diffusers' enable_tiling)",
+                "its decode() is untiled unless tiling is enabled; tiles need overlap and still leave seams"),
+        "default": ("its own decode(), which tiles by default",
+                    "the released model decodes with diffusers' spatial tiling on; our tiled plan is the alternative"),
+        "only": ("its own decode(): 3-D tiles are its only path",
+                 "decode() has no untiled path; sizes must sit on its own tile grid"),
+    }[f.decode_tiling]
+    return [
+        {"goal": "stream frames as they decode", "choose": stream[0], "why": stream[1]},
+        {"goal": "fit a large video in memory", "choose": tiling[0], "why": tiling[1]},
+        {"goal": "valid frame counts", "choose": f"{f.frame_rule_text} pixel frames",
+         "why": f"latent frames {f.frame_rule[0]} + {f.frame_rule[1]}k (e.g. "
+                f"{', '.join(map(str, f.valid_frame_counts(f.frame_rule[2] + 3 * f.frame_rule[3])))})"},
+        {"goal": "know what decode() does", "choose": f.diffusers_class, "why": f.decode_notes},
+    ]
+
+
 # Commands for the default family; the streaming ones for the family whose stream is exact, the GroupNorm one for
 # the family whose chunks it changes (the registry picks both).
 EXPERIMENTS = [
@@ -76,17 +146,17 @@ EXPERIMENTS = [
      f"vaestudy report --model {DEFAULT_FAMILY} --weights pretrained --device cuda --full",
      f"every page with the real {DEFAULT_FAMILY} VAE; compare seam and flicker numbers with the embedded model's"),
     ("latency, first frame and memory at production sizes",
-     f"vaestudy bench --model {STREAMING_FAMILY} --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
-     "--size 480x832 --strategies full,tiled,chunked,tiled+chunked --interleave --repeats 5",
-     "chunked throughput vs full, time to first frame, flat streamed peak "
-     f"(000's {seed_pipeline()['decode_ms_per_chunk']:.0f} ms/chunk claim)"),
-    ("what fits a 24 GiB card", f"vaestudy plan --model {DEFAULT_FAMILY} --frames 81 --size 720x1280 "
-     "--memory-budget 24GiB --device cuda --dtype bfloat16", "the planner's pick, then measure it with bench"),
-    ("receptive field of the real decoder", f"vaestudy probe --model {DEFAULT_FAMILY} --weights pretrained "
-     "--device cuda --latent 3 32 32 --tiles 2",
+     (f"vaestudy bench --model {STREAMING_FAMILY} --weights pretrained --device cuda --dtype bfloat16 --frames 17,33,81 "
+     "--size 480x832 --strategies full,tiled,chunked,tiled+chunked --interleave --repeats 5"),
+     ("chunked throughput vs full, time to first frame, flat streamed peak "
+     f"(000's {seed_pipeline()['decode_ms_per_chunk']:.0f} ms/chunk claim)")),
+    ("what fits a 24 GiB card", (f"vaestudy plan --model {DEFAULT_FAMILY} --frames 81 --size 720x1280 "
+     "--memory-budget 24GiB --device cuda --dtype bfloat16"), "the planner's pick, then measure it with bench"),
+    ("receptive field of the real decoder", (f"vaestudy probe --model {DEFAULT_FAMILY} --weights pretrained "
+     "--device cuda --latent 3 32 32 --tiles 2"),
      f"radius and the overlap a seamless tiling needs (LightX2V's halo of {source_claim('halo-split').figures['halo']})"),
-    (f"GroupNorm across chunks on the real {GROUPNORM_FAMILY}", f"vaestudy decode-check --model {GROUPNORM_FAMILY} "
-     "--weights pretrained --device cuda --frames 49 --size 480x720",
+    (f"GroupNorm across chunks on the real {GROUPNORM_FAMILY}", (f"vaestudy decode-check --model {GROUPNORM_FAMILY} "
+     "--weights pretrained --device cuda --frames 49 --size 480x720"),
      "chunked vs full error with trained GroupNorm statistics"),
     ("decode overlapped with generation on two GPUs", "vaestudy stream overlap --device cuda --shares 0.2,0.5,0.8",
      "the overlap gain with separate compute, against 000's "
@@ -129,7 +199,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
     tiny = load_vae(stream, "tiny", device=device, seed=seed)
     z = _latent(tiny, 9, (32, 32), seed)
     full = decode_full(tiny, z).video
-    err = lambda mode: float((decode_chunked(tiny, z, 1, mode=mode).video - full).abs().max())  # noqa: E731
+    err = lambda mode: float((decode_chunked(tiny, z, 1, mode=mode).video - full).abs().max())
     cache_err = err("cache")
     same = "equals" if judge_exact(cache_err)[0] == "agrees" else "differs from"
     out.append({"notebook": "01_decode_strategies",
@@ -147,7 +217,7 @@ def headlines(*, fast: bool = True, device: str = "cpu", seed: int = 0, weights:
                             f"{sb['interior_db']:.1f} dB inside the tiles"})
     cached, naive = decode_chunked(vae, zc, 1, mode="cache"), decode_chunked(vae, zc, 1, mode="naive")
     bounds = [b for b in M.chunk_boundaries(cached.chunk_frames) if b > 1]
-    spike = lambda v: M.boundary_spike_ratio(M.frame_differences(v), bounds)["ratio"]  # noqa: E731
+    spike = lambda v: M.boundary_spike_ratio(M.frame_differences(v), bounds)["ratio"]
     out.append({"notebook": "03_temporal_chunking_and_flicker",
                 "headline": f"{used} weights: frame-difference spike at chunk boundaries: {spike(naive.video):.1f}x without the cache, "
                             f"{spike(cached.video):.1f}x with it (full decode {spike(ref):.1f}x, source "
