@@ -19,7 +19,7 @@ from vaestudy.bench import planner as P
 from vaestudy.bench.levers import check_levers
 from vaestudy.bench.store import ResultStore
 from vaestudy.decode import chunk_plan, decode_full
-from vaestudy.decode.common import random_latent
+from vaestudy.decode.common import check_own_tiles, fit_own_tiles, random_latent
 from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
 from vaestudy.guide.comparisons import format_strategy_table, strategy_table
@@ -66,19 +66,49 @@ def _model_args(p: argparse.ArgumentParser, *, model=DEFAULT_FAMILY, weights="ra
     p.add_argument("--seed", type=int, default=0, help="seed of random weights and latents")
 
 
+# decode-check's defaults, per family: at least this many pixel frames (the family's next valid count) and this many
+# pixels a side (at least two overlapping tiles per axis, on the family's own tile grid where decode() has one)
+CHECK_FRAMES, CHECK_SIDE = 17, 64
+
+
+def _check_defaults(family, frames: int | None, size: str | None, overlap: int) -> tuple[int, str]:
+    """decode-check's --frames and --size where the reader gave none: the family's smallest valid ones."""
+    if frames is None:
+        frames = next(f for f in family.valid_frame_counts(CHECK_FRAMES + 8 * family.frame_rule[3]) if f >= CHECK_FRAMES)
+    if size is None:
+        s = family.spatial_compression
+        side = s * -(-max(CHECK_SIDE, (max(overlap, 0) + 2) * s) // s)
+        size = f"{side}x{side}"
+    return frames, size
+
+
 def cmd_decode_check(args) -> int:
 
-    size = parse_size(args.size)
+    frames_given, size_given = args.frames is not None, args.size is not None
     family = get_family(args.model)
+    _at_least("overlap", args.overlap, 0, "latent pixels")
+    args.frames, args.size = _check_defaults(family, args.frames, args.size, args.overlap)
+    size = parse_size(args.size)
     family.check_frames(args.frames)
     _, latent_frames, lh, lw = family.latent_shape(args.frames, *size)  # validate before loading anything
-    _at_least("overlap", args.overlap, 0, "latent pixels")
     default_tile_plan((lh, lw), args.overlap)  # the tiled rows must really tile
     if args.chunk is not None:
         chunk_plan(family, latent_frames, args.chunk)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     vae = load_vae(args.model, args.weights, device=args.device, dtype=torch.float32, seed=args.seed)
+    if frames_given and size_given:
+        check_own_tiles(vae, (latent_frames, lh, lw))  # a tiles-only decode(): refuse a latent off its grid
+    else:  # a default grows to the grid of a tiles-only decode() (read from the model's config), and says so
+        t, h, w = fit_own_tiles(vae, (latent_frames, lh, lw))
+        if (t, h, w) != (latent_frames, lh, lw):
+            check_own_tiles(vae, (latent_frames if frames_given else t, lh if size_given else h,
+                                  lw if size_given else w))
+            s = family.spatial_compression
+            args.frames = args.frames if frames_given else family.pixel_frames(t)
+            size = size if size_given else (h * s, w * s)
+            print(f"(default size raised to {family.name}'s own 3-D tile grid: {args.frames} frames at "
+                  f"{size[0]}x{size[1]})")
     reference = None
     if args.dtype != "float32":  # the error a lower precision adds, against fp32 with the same weights and latent
         reference = decode_full(vae, random_latent(vae, args.frames, size, seed=args.seed)).video
@@ -504,8 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode-check", help="every decode strategy on one latent, errors against the full decode")
     _model_args(p)
-    p.add_argument("--frames", type=int, default=17, help=f"pixel frames (the family's rule: {FRAME_RULES})")
-    p.add_argument("--size", default="64x64", help="HEIGHTxWIDTH in pixels")
+    p.add_argument("--frames", type=int, default=None,
+                   help=f"pixel frames (default: the family's first valid count >= {CHECK_FRAMES}; its rule: {FRAME_RULES})")
+    p.add_argument("--size", default=None,
+                   help=f"HEIGHTxWIDTH in pixels (default: {CHECK_SIDE}x{CHECK_SIDE}, or larger where the family needs "
+                        f"it for two overlapping tiles or its own tile grid)")
     p.add_argument("--chunk", type=int, default=None, help=f"latent frames per chunk (default: the family's smallest, {CHUNK_DEFAULTS})")
     p.add_argument("--overlap", type=int, default=2, help="tile overlap in latent pixels")
     p.set_defaults(func=cmd_decode_check)
