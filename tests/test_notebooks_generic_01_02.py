@@ -20,7 +20,7 @@ from vaestudy.data import clip_info
 from vaestudy.decode import TilePlan
 from vaestudy.decode.common import check_own_tiles, latent_size_at_least, pixel_size_at_least
 from vaestudy.decode.strategies import STRATEGIES, resolve, strategies_for, stream_strategy, stream_unavailable
-from vaestudy.measure.probe import receptive_field, zero_weights
+from vaestudy.measure.probe import filled_weights, receptive_field, zero_weights
 from vaestudy.registry import FAMILIES, load_vae
 
 # (latent frames, latent side) each notebook asks pixel_size_at_least / latent_size_at_least for (FAST and full)
@@ -116,9 +116,9 @@ def test_zero_initialised_residual_scales_make_the_probe_radius_zero():
     vae = load_vae("minimax-h3", "tiny", seed=0)
     size = latent_size_at_least(vae, 1, 6)
     assert receptive_field(vae, size)["nonzero_radius"] == 0
-    scales = [n for n in zero_weights(vae.decoder) if n.split(".")[-1].startswith("scale")]
-    assert scales
-    with torch.no_grad():
-        for n in scales:
-            vae.decoder.get_parameter(n).fill_(0.5)
-    assert receptive_field(vae, size)["nonzero_radius"] > 0
+    zeros = zero_weights(vae.decoder)
+    assert any(n.split(".")[-1].startswith("scale") for n in zeros)
+    before = [p.clone() for p in vae.decoder.parameters()]
+    with filled_weights(vae.decoder, zeros, 1.0):
+        assert receptive_field(vae, size)["nonzero_radius"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.decoder.parameters()))  # restored on exit

@@ -10,6 +10,8 @@ checks it against real tiled decodes.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -88,6 +90,23 @@ def zero_weights(module: torch.nn.Module) -> list[str]:
     Some zero parameters are harmless (a mixing logit of 0 is a 50/50 mix); the list is evidence, not a verdict.
     """
     return [n for n, p in module.named_parameters() if not n.endswith("bias") and not bool(p.detach().any())]
+
+
+@contextlib.contextmanager
+def filled_weights(module: torch.nn.Module, names: list[str], value: float = 1.0):
+    """Temporarily set the parameters ``names`` of ``module`` (e.g. :func:`zero_weights`) to ``value``; restored on
+    exit. What the architecture reaches once those weights are not zero, as any trained model's are."""
+    params = [module.get_parameter(n) for n in names]
+    saved = [p.detach().clone() for p in params]
+    try:
+        with torch.no_grad():
+            for p in params:
+                p.fill_(value)
+        yield module
+    finally:
+        with torch.no_grad():
+            for p, old in zip(params, saved):
+                p.copy_(old)
 
 
 def minimal_overlap(vae, z: torch.Tensor, count: int = 2, *, tol: float = ONE_8BIT_LEVEL, blend: str = "linear",
