@@ -9,10 +9,11 @@ can print or plot them; the decoded videos ride along under ``"result"`` where u
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
+from vaestudy.clock import Clock
 from vaestudy.data import load_clip
 from vaestudy.decode import (
     TilePlan,
@@ -21,14 +22,14 @@ from vaestudy.decode import (
     decode_single_pass,
     decode_tiled,
     framewise_groupnorm,
-    iter_chunked,
 )
-from vaestudy.decode.common import clear_vae_cache, decoder_mid_attention
+from vaestudy.decode.common import Chunk, clear_vae_cache, collect, decoder_mid_attention, model_device_dtype
 from vaestudy.decode.latent_blend import decode_tiled_grid, decode_window_grid
 from vaestudy.measure import metrics as M
 from vaestudy.measure.oracle import compare, seam_concentration
+from vaestudy.pipelines.streaming import encode_clip, open_pipeline_stream, stream_chunk, stream_is_exact, stream_plan
 from vaestudy.plots import weights_note
-from vaestudy.registry.families import family_of
+from vaestudy.registry.families import FAMILIES, family_of
 from vaestudy.registry.load import load_vae
 
 # ---------------------------------------------------------------------------------------------
@@ -53,11 +54,8 @@ def load_model(name: str, weights: str = "embedded", *, seed: int = 0, device: s
 @torch.no_grad()
 def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     """Posterior mean latent (1, C, t, h, w) of a (3, T, H, W) or (1, 3, T, H, W) video in [-1, 1]."""
-    if video.ndim == 4:
-        video = video[None]
-    p = next(vae.parameters())
     clear_vae_cache(vae)
-    z = vae.encode(video.to(p)).latent_dist.mode()
+    z = encode_clip(vae, video)
     clear_vae_cache(vae)
     return z
 
@@ -213,26 +211,58 @@ def _flicker_row(name: str, res, ref, boundaries, fps, *, source=None, warp: boo
     return row
 
 
+def stream_name(family) -> str:
+    """The row name of a family's stream (:func:`vaestudy.pipelines.streaming.open_pipeline_stream`): ``chunked``
+    with its cache, ``windowed stream`` without one."""
+    return "chunked" if family.streamable else "windowed stream"
+
+
+def iter_stream(vae, z: torch.Tensor, chunk: int | None = None):
+    """Yield :class:`Chunk` objects of the family's stream (its cache, or overlapping windows without one) as each
+    step's pixel frames are out; ``chunk`` latent frames per step (default ``stream_chunk``)."""
+    family = family_of(vae)
+    plan = stream_plan(family, int(z.shape[2]), chunk)
+    device, _ = model_device_dtype(vae)
+    stream = open_pipeline_stream(vae)
+    sw = Clock(device)
+    start = 0
+    with torch.no_grad():
+        for a, b in plan:
+            # the next latent frame, for a stream whose decoder reads ahead (the others ignore it)
+            out = stream.step(z[:, :, a:b], ahead=z[:, :, b:b + 1] if b < z.shape[2] else None)
+            dt, el = sw.lap()
+            yield Chunk(out, start, dt, el)
+            start += out.shape[2]
+
+
+def decode_stream(vae, z: torch.Tensor, chunk: int | None = None):
+    """Collect :func:`iter_stream` into a DecodeResult named by :func:`stream_name`."""
+    family = family_of(vae)
+    chunk = stream_chunk(family) if chunk is None else chunk
+    return collect(stream_name(family), iter_stream(vae, z, chunk), exact=stream_is_exact(family),
+                   params={"chunk": chunk, "mode": "cache" if family.streamable else "windows"}, vae=vae)
+
+
 def chunking_compare(vae, z: torch.Tensor, fps: float, *, chunk: int | None = None, overlap: int | None = None,
                      source: torch.Tensor | None = None, warp: bool = True, method: str = "tvl1",
                      grids: Sequence[str] = ("pixel", "latent")) -> list[dict]:
-    """Full decode, streamed with cache, naive chunks and overlap-and-blend windows (pixel/latent grid).
+    """Full decode, the family's stream (:func:`decode_stream`), naive chunks and overlap-and-blend windows
+    (pixel/latent grid) where the family's frames follow the causal prefix rule.
 
-    All rows are scored at the same chunk boundaries (those of the cached stream), so the full
+    All rows are scored at the same chunk boundaries (those of the stream), so the full
     decode and the source clip give the clean value of the spike ratio.  The boundary after
     frame 0 is left out of the spike ratio: a causal decoder makes frame 0 from latent frame 0
     alone in every strategy, so that jump (``first_jump_ratio``) is not a chunk seam.
     """
-    chunk = chunk or family_of(vae).default_chunk
-    overlap = overlap or family_of(vae).window_overlap
     family = family_of(vae)
+    chunk = chunk or stream_chunk(family)
+    overlap = overlap or family.window_overlap
     full = decode_full(vae, z)
-    runs = [("full", full)]
-    if family.cache:
-        runs.append(("chunked", decode_chunked(vae, z, chunk, mode="cache")))
-    runs.append(("chunked-naive", decode_chunked(vae, z, chunk, mode="naive")))
-    for g in grids:
-        runs.append((f"chunked-window ({g} grid)", decode_window_grid(vae, z, chunk, overlap, "linear", g)))
+    runs = [("full", full), (stream_name(family), decode_stream(vae, z, chunk))]
+    if family.causal_frames:
+        runs.append(("chunked-naive", decode_chunked(vae, z, chunk, mode="naive")))
+        for g in grids:
+            runs.append((f"chunked-window ({g} grid)", decode_window_grid(vae, z, chunk, overlap, "linear", g)))
     boundaries = [b for b in M.chunk_boundaries(runs[1][1].chunk_frames) if b > 1]
     rows = [_flicker_row(n, r, full, boundaries, fps, source=source, warp=warp, method=method) for n, r in runs]
     if source is not None:
@@ -245,9 +275,9 @@ def chunking_compare(vae, z: torch.Tensor, fps: float, *, chunk: int | None = No
     return rows
 
 
-def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = "cache",
-                       repeats: int = 3) -> dict:
-    """Per-chunk latency and time to first frame of a streamed decode over ``repeats`` runs (seconds).
+def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, repeats: int = 3) -> dict:
+    """Per-chunk latency and time to first frame of the family's stream (:func:`iter_stream`) over ``repeats`` runs
+    (seconds).
 
     Each repeat also times the family's full decode right after the stream, so both see the same
     machine load.  Returns min, median and max of the time to first frame, of every chunk's
@@ -258,11 +288,13 @@ def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, mode: 
 
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
-    chunk = chunk or family_of(vae).default_chunk
+    family = family_of(vae)
+    chunk = chunk or stream_chunk(family)
+    mode = "cache" if family.streamable else "windows"
     secs, ttff, full, frames = [], [], [], None
     for _ in range(repeats):
         clear_vae_cache(vae)
-        chunks = list(iter_chunked(vae, z, chunk, mode=mode, overlap=family_of(vae).window_overlap))
+        chunks = list(iter_stream(vae, z, chunk))
         secs.append([c.seconds for c in chunks])
         ttff.append(chunks[0].elapsed)
         frames = [c.frames.shape[2] for c in chunks]
@@ -278,6 +310,20 @@ def streaming_timeline(vae, z: torch.Tensor, chunk: int | None = None, *, mode: 
 # ---------------------------------------------------------------------------------------------
 # the GroupNorm effect
 # ---------------------------------------------------------------------------------------------
+
+def groupnorm_families(family) -> list[str]:
+    """The families of the GroupNorm comparison, chosen by the registry's rules: ``family`` itself where it streams
+    with a cache, beside the contrasting reference (the first registry family whose cache stream is exact with a
+    per-pixel norm, or the first whose GroupNorm pools a chunk's frames); both references where ``family`` has no
+    cache to stream with."""
+    cached = [f for f in FAMILIES.values() if f.streamable]
+    exact = next(f for f in cached if f.streams_exactly and f.norm == "rms")
+    pooled = next(f for f in cached if f.norm == "group" and f.norm_pools_frames is not False and not f.stream_caveat)
+    if not family.streamable:
+        return [exact.name, pooled.name]
+    other = pooled if family.streams_exactly else exact
+    return [family.name, other.name]
+
 
 def groupnorm_effect(vae, z: torch.Tensor, *, chunk: int | None = None, overlap: int = 1, count: int = 2,
                      band: float = 4.0, fps: float = 25.0) -> list[dict]:

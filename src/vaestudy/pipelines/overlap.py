@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from vaestudy.clock import now, synchronize, time_call
 from vaestudy.decode.common import latent_channels
-from vaestudy.decode.streams import open_stream
+from vaestudy.pipelines.streaming import encodable_frames, encode_clip, first_chunk, open_pipeline_stream, stream_chunk
 from vaestudy.registry.families import family_of
 from vaestudy.tables import Col, format_table
 
@@ -152,8 +152,9 @@ def scope_ceiling(decode_share: float, decode_plus_recompute: float, *, critical
 
 
 def _reencode(vae, frames: torch.Tensor) -> torch.Tensor:
-    """The recompute step: encode the last decoded pixel frame back to a latent (context)."""
-    return vae.encode(frames[:, :, -1:]).latent_dist.mode()
+    """The recompute step: encode the last decoded pixel frame back to a latent (context), held for the shortest
+    multi-frame clip the family encodes (``streaming.context_frames``)."""
+    return encode_clip(vae, encodable_frames(family_of(vae), frames))
 
 
 class ChunkHandoff:
@@ -227,11 +228,11 @@ def run_overlap(vae, gen: GeneratorStandIn, *, chunks: int = 6, latent_frames: i
     gen = gen.to(device=device, dtype=p.dtype)
     gcpu = torch.Generator().manual_seed(seed)
     fam = family_of(vae)
-    latent_frames = fam.default_chunk if latent_frames is None else latent_frames
+    latent_frames = stream_chunk(fam) if latent_frames is None else latent_frames
     first = first_chunk_frames(fam, latent_frames)
     noises = [torch.randn(1, c, first if i == 0 else latent_frames, *latent_hw, generator=gcpu).to(p)
               for i in range(chunks)]
-    stream = open_stream(vae)
+    stream = open_pipeline_stream(vae)  # the decoder's cache, or overlapping windows without one
     handoff = ChunkHandoff(device)
     spans: list[Span] = []
     lock = threading.Lock()
@@ -388,10 +389,12 @@ def format_overlap_rows(rows: list[dict]) -> str:
 
 def first_chunk_frames(fam, latent_frames: int) -> int:
     """Latent frames of a stream's first chunk when every later chunk holds ``latent_frames`` (validated): the
-    whole latent must stay a valid length (1 + step*k), so a family whose latent step is above 1 starts with one
-    extra frame."""
-    fam.check_chunk(latent_frames, name="latent_frames")
-    return latent_frames + (1 if fam.frame_step > fam.temporal_compression else 0)
+    whole latent must stay a valid length (base + step*k), so it is the shortest valid length >= ``latent_frames``
+    (:func:`vaestudy.pipelines.streaming.first_chunk`)."""
+    from vaestudy.pipelines.streaming import check_stream_chunk
+
+    check_stream_chunk(fam, latent_frames, name="latent_frames")
+    return first_chunk(fam, latent_frames)
 
 
 def isolated_costs(vae, gen: GeneratorStandIn, *, latent_frames: int | None = None, latent_hw=(4, 4), repeats: int = 3,
@@ -401,13 +404,13 @@ def isolated_costs(vae, gen: GeneratorStandIn, *, latent_frames: int | None = No
     p = next(vae.parameters())
     c = latent_channels(vae)
     fam = family_of(vae)
-    latent_frames = fam.default_chunk if latent_frames is None else latent_frames
+    latent_frames = stream_chunk(fam) if latent_frames is None else latent_frames
     g = torch.Generator().manual_seed(seed)
     z0 = torch.randn(1, c, first_chunk_frames(fam, latent_frames), *latent_hw, generator=g).to(p)
     z = torch.randn(1, c, latent_frames, *latent_hw, generator=g).to(p)
     gen = gen.to(device=p.device, dtype=p.dtype)
     with torch.no_grad():
-        stream = open_stream(vae)
+        stream = open_pipeline_stream(vae)
         frames = stream.step(z0)  # the first call is special (its first latent frame -> one pixel frame)
         d = time_call(lambda: stream.step(z), p.device, repeats)
         gs = time_call(lambda: gen(z), p.device, repeats)

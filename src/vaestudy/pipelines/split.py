@@ -1,7 +1,8 @@
 """Spatially parallel decode: the latent split along its width over the ranks of a process group.
 
 Each rank decodes its own columns plus a *halo* of neighbouring latent columns, streaming
-through time with the causal cache (``open_stream(vae).step``), then crops the halo away (or
+through time with the family's stream (``streaming.open_pipeline_stream``: its decoder's cache, or overlapping windows
+without one), then crops the halo away (or
 keeps it for a linear blend with the neighbour); ``all_gather`` (parts padded to equal width)
 puts the frame back together on every rank. The public multi-GPU decoders of the per-frame-cache family do this
 with a halo of 2 latent pixels and a crop (FINDINGS.md, LightX2V); the decoder's receptive field is far
@@ -20,10 +21,10 @@ import torch.nn.functional as F
 
 from vaestudy.clock import now
 from vaestudy.decode.common import latent_channels
-from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import blend_ramp
 from vaestudy.measure.oracle import compare
 from vaestudy.measure.probe import receptive_field
+from vaestudy.pipelines.streaming import open_pipeline_stream, stream_chunk, stream_plan
 from vaestudy.pipelines.two_device import inject_failure
 from vaestudy.registry.families import DEFAULT_FAMILY, family_of, get_family
 from vaestudy.registry.load import load_vae
@@ -110,13 +111,13 @@ def split_decode(vae, z: torch.Tensor, halo: int, *, chunk: int = 1, blend: str 
     s = family.spatial_compression
     plan = split_plan(int(z.shape[-1]), world, halo)
     me = plan[rank]
-    stream = open_stream(vae)
+    stream = open_pipeline_stream(vae)
     maxw = max(p.in_stop - p.in_start for p in plan) * s
     frames, t_dec, t_gather = [], [], []
     dist.barrier(group)
     t0 = now()
     with torch.no_grad():
-        for a, b in chunk_plan(family, int(z.shape[2]), chunk):
+        for a, b in stream_plan(family, int(z.shape[2]), chunk):
             t = now()
             out = stream.step(z[:, :, a:b, :, me.in_start:me.in_stop].contiguous())
             t_dec.append(now() - t)
@@ -178,7 +179,7 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(cfg.threads)
     if not cfg.chunk:
-        cfg.chunk = get_family(cfg.model).default_chunk
+        cfg.chunk = stream_chunk(get_family(cfg.model))
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     vae = load_vae(cfg.model, cfg.weights, seed=cfg.seed, device=dev)
     fam = family_of(vae)
@@ -192,7 +193,7 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
         obj = [None]
         if rank == 0:
 
-            ps = cfg.probe_size or (fam.frame_step // fam.temporal_compression + 1, h, w)
+            ps = cfg.probe_size or (fam.latent_frames_at_least(fam.frame_rule[1] + 1), h, w)
             r = receptive_field(vae, ps)
             # a width split only cares about horizontal distance: use the probe's Chebyshev profile
             obj = [{"probe_size": list(ps), "spatial_radius": r["spatial_radius"], "profile": r["spatial_profile"],
@@ -220,8 +221,8 @@ def split_worker(cfg: SplitConfig, *, timeout_s: float = 60.0) -> dict | None:
                 torch.set_num_threads(nt)
                 t0 = now()
                 with torch.no_grad():
-                    st = open_stream(vae)
-                    ref = torch.cat([st.step(z[:, :, a:b]) for a, b in chunk_plan(fam, t, cfg.chunk)], dim=2)
+                    st = open_pipeline_stream(vae)
+                    ref = torch.cat([st.step(z[:, :, a:b]) for a, b in stream_plan(fam, t, cfg.chunk)], dim=2)
                 single[nt].append(now() - t0)
                 torch.set_num_threads(cfg.threads)
             dist.barrier()

@@ -13,9 +13,9 @@ import torch.distributed as dist
 
 from vaestudy.clock import synchronize
 from vaestudy.data import clip_info, load_clip
-from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.pipelines.overlap import POLICIES, now, scope_ceiling
 from vaestudy.pipelines.queues import BoundedQueue, FrameRing
+from vaestudy.pipelines.streaming import encode_clip, open_pipeline_stream, stream_plan
 from vaestudy.registry.families import DEFAULT_FAMILY, family_of, get_family
 from vaestudy.registry.load import load_vae
 from vaestudy.storage import compression as C
@@ -192,7 +192,7 @@ def _sender(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> dict
         x = frames[:, idx].unsqueeze(0).to(dev)
         a = now()
         with torch.no_grad():
-            z = vae.encode(x).latent_dist.mode()
+            z = encode_clip(vae, x)
         if cfg.encode_delay_s:
             time.sleep(cfg.encode_delay_s)
         synchronize(dev)
@@ -278,12 +278,12 @@ def _receiver(cfg: TwoDeviceConfig, vae, dev, lat_shape, timeout_s: float) -> di
             break
         z, stamps = item
         z = z.to(device=dev, dtype=next(vae.parameters()).dtype)
-        stream = open_stream(vae)  # each window is an independent clip: fresh causal cache
+        stream = open_pipeline_stream(vae)  # each window is an independent clip: a fresh stream
         a = now()
         n = 0
         first_out = None
         with torch.no_grad():
-            for lo, hi in chunk_plan(fam, int(z.shape[2]), fam.default_chunk):
+            for lo, hi in stream_plan(fam, int(z.shape[2])):
                 out = stream.step(z[:, :, lo:hi])
                 synchronize(dev)
                 if first_out is None:
