@@ -80,7 +80,8 @@ def inject_failure(fail_rank: int, mode: str, timeout_s: float) -> None:
 
 
 def capture_frames(cfg: TwoDeviceConfig) -> torch.Tensor:
-    """(3, frames, H, W) in [-1, 1] for the whole run: a real clip when available, else seeded noise."""
+    """(3, frames, H, W) in [-1, 1] for the whole run: a real clip when available (looped when the run needs more
+    frames than it holds, as long windows of a fixed-grid family do), else seeded noise."""
     n = cfg.window * cfg.windows
     if cfg.clip != "random":
 
@@ -90,6 +91,8 @@ def capture_frames(cfg: TwoDeviceConfig) -> torch.Tensor:
             stride = max(1, min(3, (info["frames"] - 1) // max(n - 1, 1)))
             if (n - 1) * stride + 1 <= info["frames"]:
                 return load_clip(cfg.clip, n, cfg.size, stride=stride, scale=scale)
+            clip = load_clip(cfg.clip, info["frames"], cfg.size, scale=scale)
+            return clip[:, torch.arange(n) % clip.shape[1]]
         except (FileNotFoundError, ValueError):
             pass
     g = torch.Generator().manual_seed(cfg.seed)
