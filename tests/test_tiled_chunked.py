@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from conftest import FP32_EXACT, assert_video_close, latent_for
-from vaestudy.bench.tiled_chunked_cost import DECODES, cost_table, cost_verdict, tiled_chunked_cost
+from vaestudy.bench.tiled_chunked_cost import (
+    DECODES,
+    cost_table,
+    cost_tradeoff,
+    cost_verdict,
+    tile_major_label,
+    tiled_chunked_cost,
+)
+from vaestudy.decode.streams import open_stream
 from vaestudy.decode.tiled import TilePlan, decode_tiled
 from vaestudy.decode.tiled_chunked import (
     decode_tiled_chunked,
@@ -19,8 +27,10 @@ from vaestudy.decode.tiled_chunked import (
     iter_tiled_chunked_per_tile,
     normalised_weights,
     overlap_work,
+    stream_state_bytes,
+    tile_cache_bytes,
 )
-from vaestudy.registry import FAMILIES, exemplar
+from vaestudy.registry import FAMILIES, exemplar, first_family
 
 CACHED = [f.name for f in FAMILIES.values() if f.streamable]
 # the two stream exemplars in the fast tier; every other cached family is checked in the slow tier
@@ -79,8 +89,12 @@ def test_overlap_work_counts_the_pixels_decoded_twice():
 @pytest.mark.slow
 def test_cost_benchmark_reports_the_four_decodes_side_by_side(tiny):
     vae = tiny(CACHED[0])
-    r = tiled_chunked_cost(vae, frames=5, size=(48, 48), repeats=1, warmup=0, tile_batches=(1,))
-    assert [row["decode"] for row in r["rows"]] == [*DECODES, "tiled+chunked (tile_batch=1)"]
+    r = tiled_chunked_cost(vae, frames=5, size=(48, 48), repeats=1, warmup=0, tile_batches=(1,), tile_major=(1,))
+    assert [row["decode"] for row in r["rows"]] == [*DECODES, "tiled+chunked (tile_batch=1)", tile_major_label(1)]
+    assert r["caches_bytes"] == r["tiles"] * r["cache_per_tile"] > 0
+    assert r["meets_both"] == [row["decode"] for row in r["rows"] if row["decode"].startswith("tiled+chunked")
+                               and row["time_vs_full"] <= 1.10 and row["peak_vs_tiled"] <= 1.0]
+    assert "caches" in cost_tradeoff(r) and "first frame comes with its last" in cost_tradeoff(r)
     full = r["rows"][0]
     assert full["time_vs_full"] == 1.0
     for row in r["rows"]:
@@ -102,3 +116,58 @@ def test_on_an_exact_stream_it_equals_tiling_each_tile_through_the_full_decode(t
     got = decode_tiled_chunked(vae, z, 1, tile=3, overlap=1).video
     ref = decode_tiled(vae, z, tile=3, overlap=1).video
     assert_video_close(got, ref, what="batched tiled+chunked vs tiled (exact stream)")
+
+
+@pytest.mark.parametrize("name", PER_FAMILY)
+def test_tile_major_order_is_the_same_strategy(tiny, name):
+    """Streaming one group of tiles through the whole video before the next changes the order, not the arithmetic:
+    it equals the time-major stream within fp32 rounding (batch size picks other kernels)."""
+    vae = tiny(name)
+    fam = FAMILIES[name]
+    z = latent_for(vae, 1 + 2 * fam.chunk_multiple, 5, seed=5)  # a first chunk and two steady ones
+    ref = _video(iter_tiled_chunked(vae, z, fam.default_chunk, tile=3, overlap=1))
+    atol = 2 * FP32_EXACT * max(1.0, float(ref.abs().max()))
+    for tb in (1, 3):
+        got = _video(iter_tiled_chunked(vae, z, fam.default_chunk, tile=3, overlap=1, tile_batch=tb, order="tile"))
+        assert_video_close(got, ref, atol=atol, what=f"{name} tile-major tile_batch={tb} vs time-major")
+
+
+def test_tile_major_hands_out_every_frame_only_at_the_end(tiny):
+    """No frame is final before the last tile has run: every chunk comes out after the whole decode's compute."""
+    vae = tiny(exemplar("exact stream").name)
+    z = latent_for(vae, 3, 5)
+    chunks = list(iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, tile_batch=1, order="tile"))
+    assert [c.start for c in chunks] == [0, 1, 5]
+    assert len({c.elapsed for c in chunks}) == 1 and all(c.seconds == 0.0 for c in chunks[1:])
+    res = decode_tiled_chunked(vae, z, 1, tile=3, overlap=1, order="tile")
+    assert res.params["order"] == "tile"
+    with pytest.raises(ValueError, match="order="):
+        iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, order="diagonal")
+
+
+def test_a_tiles_cache_scales_with_its_area_and_not_with_the_video_length(tiny):
+    """What a time-major stream holds per tile: the cached frames of every causal layer, so bytes grow with the tile's
+    area and stay flat once the cache is full, however many chunks follow."""
+    vae = tiny(exemplar("exact stream").name)
+    small = tile_cache_bytes(vae, latent_for(vae, 4, 8, seed=1), 1, tile=2, overlap=1)
+    big = tile_cache_bytes(vae, latent_for(vae, 4, 8, seed=1), 1, tile=4, overlap=1)
+    longer = tile_cache_bytes(vae, latent_for(vae, 7, 8, seed=1), 1, tile=4, overlap=1)
+    assert big["steady"] == 4 * small["steady"]
+    assert longer["steady"] == big["steady"] and longer["per_step"][-1] == big["per_step"][-1]
+    assert big["tiles"] == len(TilePlan.build((8, 8), 4, 1).tiles)
+    # the bytes are those of the tensors the stream holds, each storage once
+    stream = open_stream(vae)
+    assert stream_state_bytes(stream) == 0
+    with torch.no_grad():
+        stream.step(latent_for(vae, 2, 4)[:, :, :1])
+    held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in stream.cache
+            if isinstance(t, torch.Tensor)}
+    assert stream_state_bytes(stream) == sum(held.values()) > 0
+
+
+def test_a_family_without_a_cache_gets_plain_tiling_only(tiny):
+    vae = tiny(first_family(lambda f: not f.cache, "no cache").name)
+    r = tiled_chunked_cost(vae, frames=5, size=(32, 32), repeats=1, warmup=0, tile_major=(1,))
+    assert [row["decode"] for row in r["rows"]] == ["full", "tiled"]
+    assert r["streams"] is False and r["cache_per_tile"] is None and r["meets_both"] == []
+    assert "no temporal cache" in cost_verdict(r) and cost_tradeoff(r) == ""

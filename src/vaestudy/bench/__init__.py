@@ -56,6 +56,7 @@ from vaestudy.bench.levers import (
     GOAL_VS_DECODE,
     LEVERS,
     lever_plan,
+    lever_subject,
     levers_table,
     levers_verdict,
     measure_levers,
@@ -95,4 +96,4 @@ from vaestudy.bench.store import (
     series,
     with_ratios,
 )
-from vaestudy.bench.tiled_chunked_cost import cost_table, cost_verdict, tiled_chunked_cost
+from vaestudy.bench.tiled_chunked_cost import cost_table, cost_tradeoff, cost_verdict, tiled_chunked_cost

@@ -37,7 +37,7 @@ from vaestudy.clock import Clock
 from vaestudy.decode.common import clear_vae_cache, model_device_dtype, own_decode, random_latent
 from vaestudy.decode.streams import FeatCacheStream, chunk_plan, open_stream
 from vaestudy.measure.oracle import compare
-from vaestudy.registry.families import exemplar, family_of
+from vaestudy.registry.families import family_of
 from vaestudy.tables import Col, format_table
 
 GOAL_VS_DECODE = 1.3  # issue 21: an exact streaming decode at least this many times faster than decode() on a GPU
@@ -90,6 +90,12 @@ def check_levers(names) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # one decode through the stream, with a lever applied
 # ---------------------------------------------------------------------------------------------
+def lever_subject(family) -> str:
+    """What the levers act on for ``family``: its exact stream where it has one, else its own ``decode()`` (a
+    stream that is not exact, or no cache: a lever on it would be judged against a different decode)."""
+    return "exact stream" if family.streams_exactly else "decode()"
+
+
 def stream_decode(vae, z: torch.Tensor, chunk: int, *, step: Callable | None = None) -> torch.Tensor:
     """The whole video through a fresh exact stream, ``chunk`` latent frames per step (``step(stream, z_chunk)``
     replaces ``stream.step``)."""
@@ -104,9 +110,10 @@ def stream_decode(vae, z: torch.Tensor, chunk: int, *, step: Callable | None = N
     return torch.cat(outs, dim=2)
 
 
-def call_signatures(vae, z: torch.Tensor, chunk: int) -> list[tuple]:
-    """The decoder call signatures of one stream decode: (input shape, first-chunk flag, cache entry shapes), in
-    call order. ``torch.compile(dynamic=False)`` builds one graph per distinct signature."""
+def call_signatures(vae, z: torch.Tensor, chunk: int, subject: str = "exact stream") -> list[tuple]:
+    """The decoder call signatures of one decode of ``subject`` (the stream, or ``decode()``): (input shape,
+    first-chunk flag, cache entry shapes), in call order. ``torch.compile(dynamic=False)`` builds one graph per
+    distinct signature."""
     seen = []
 
     def hook(module, args, kwargs):
@@ -118,7 +125,8 @@ def call_signatures(vae, z: torch.Tensor, chunk: int) -> list[tuple]:
 
     handle = vae.decoder.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        stream_decode(vae, z, chunk)
+        with torch.no_grad():
+            stream_decode(vae, z, chunk) if subject == "exact stream" else own_decode(vae, z)
     finally:
         handle.remove()
     return seen
@@ -224,9 +232,17 @@ def _cast(vae, z, *, dtype=None, memory_format=None):
     return v, z
 
 
-def _runners(vae, z, chunk, names, backend) -> tuple[dict[str, Callable], dict, dict[str, str]]:
+def _runners(vae, z, chunk, names, backend, subject="exact stream") -> tuple[dict[str, Callable], dict, dict[str, str]]:
     """Callables decoding the whole latent, one per row; per-lever context (entered once around the run)."""
-    runners = {"decode()": lambda: own_decode(vae, z), "exact stream": lambda: stream_decode(vae, z, chunk)}
+    def run(v, zz):
+        if subject == "exact stream":
+            return stream_decode(v, zz, chunk)
+        with torch.no_grad():
+            return own_decode(v, zz)
+
+    runners = {"decode()": lambda: own_decode(vae, z)}
+    if subject == "exact stream":
+        runners["exact stream"] = lambda: stream_decode(vae, z, chunk)
     contexts: dict[str, contextlib.AbstractContextManager] = {}
     skipped: dict[str, str] = {}
     plan = {p["lever"]: p for p in lever_plan(z.device)}
@@ -236,16 +252,18 @@ def _runners(vae, z, chunk, names, backend) -> tuple[dict[str, Callable], dict, 
             continue
         if name in ("bf16", "fp16"):
             v, zz = _cast(vae, z, dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[name]))
-            runners[name] = lambda v=v, zz=zz: stream_decode(v, zz, chunk)
+            runners[name] = lambda v=v, zz=zz: run(v, zz)
         elif name == "channels_last_3d":
             v, zz = _cast(vae, z, memory_format=torch.channels_last_3d)
-            runners[name] = lambda v=v, zz=zz: stream_decode(v, zz, chunk)
+            runners[name] = lambda v=v, zz=zz: run(v, zz)
         elif name == "compile":
             v, _ = _cast(vae, z)
             contexts[name] = (v, backend)
-            runners[name] = lambda v=v: stream_decode(v, z, chunk)
+            runners[name] = lambda v=v: run(v, z)
         elif name == "cudnn.benchmark":
-            runners[name] = lambda: _with(cudnn_benchmark(True), lambda: stream_decode(vae, z, chunk))
+            runners[name] = lambda: _with(cudnn_benchmark(True), lambda: run(vae, z))
+        elif name == "cuda graph" and subject != "exact stream":
+            skipped[name] = "skipped: captures the steady chunk of an exact stream"
         elif name == "cuda graph":
             runners[name] = lambda: stream_decode(vae, z, chunk, step=GraphedStep())
     return runners, contexts, skipped
@@ -258,14 +276,13 @@ def _with(ctx, fn):
 
 def measure_levers(vae, *, frames: int, size: tuple[int, int], chunk: int | None = None, levers=None,
                    repeats: int = 3, warmup: int = 1, seed: int = 0, compile_backend: str = "inductor") -> dict:
-    """Every lever of ``levers`` (default all) on the exact stream of ``vae`` (an fp32 model of a family that
-    streams exactly), beside the plain stream and ``decode()``, on one seeded latent of ``frames`` x ``size`` pixels;
-    ``chunk`` latent frames per step (default the family's). Returns ``rows`` (see :func:`levers_table`), the
-    compile statistics and the call signatures."""
+    """Every lever of ``levers`` (default all) on the exact stream of ``vae`` (an fp32 model), beside the plain
+    stream and ``decode()``, on one seeded latent of ``frames`` x ``size`` pixels; ``chunk`` latent frames per step
+    (default the family's). A family without an exact stream has its levers act on its own ``decode()`` instead
+    (:func:`lever_subject`; ``subject`` in the result). Returns ``rows`` (see :func:`levers_table`), the compile
+    statistics and the call signatures."""
     family = family_of(vae)
-    if not family.streams_exactly:
-        raise ValueError(f"model {family.name} does not stream exactly; the levers are measured on the exact stream "
-                         f"(e.g. {exemplar('exact stream').name})")
+    subject = lever_subject(family)
     if model_device_dtype(vae)[1] != torch.float32:
         raise ValueError(f"the model is {model_device_dtype(vae)[1]}; pass the fp32 model (the dtype levers cast "
                          "copies of it, and errors are measured against its fp32 decode())")
@@ -275,10 +292,11 @@ def measure_levers(vae, *, frames: int, size: tuple[int, int], chunk: int | None
     names = check_levers(levers)
     chunk = family.default_chunk if chunk is None else chunk
     z = random_latent(vae, frames, size, seed)
-    chunk_plan(family, z.shape[2], chunk)  # validates chunk before any decode
+    if subject == "exact stream":
+        chunk_plan(family, z.shape[2], chunk)  # validates chunk before any decode
     device = z.device
-    runners, contexts, skipped = _runners(vae, z, chunk, names, compile_backend)
-    signatures = call_signatures(vae, z, chunk)
+    runners, contexts, skipped = _runners(vae, z, chunk, names, compile_backend, subject)
+    signatures = call_signatures(vae, z, chunk, subject)
     compile_stats: dict = {}
     outputs, first_s, times = {}, {}, {k: [] for k in runners}
     with contextlib.ExitStack() as stack:
@@ -299,17 +317,19 @@ def measure_levers(vae, *, frames: int, size: tuple[int, int], chunk: int | None
                 fn()
                 times[k].append(clock.lap()[0])
     ref = outputs["decode()"]
-    base = {b: statistics.median(times[b]) for b in BASELINES}
+    base = {b: statistics.median(times[b]) for b in BASELINES if b in times}
     rows = []
-    for k in list(BASELINES) + names:
+    for k in [b for b in BASELINES if b in runners] + names:
         if k in skipped:
             rows.append({"lever": k, "status": skipped[k]})
             continue
         med = statistics.median(times[k])
         c = compare(ref, outputs[k])
         row = {"lever": k, "status": "measured", "median_s": med, "min_s": min(times[k]), "max_s": max(times[k]),
-               "first_s": first_s[k], "vs_stream": base["exact stream"] / med, "vs_decode": base["decode()"] / med,
-               "max_abs": c["max_abs"], "psnr_db": c["psnr_db"]}
+               "first_s": first_s[k], "vs_decode": base["decode()"] / med, "max_abs": c["max_abs"],
+               "psnr_db": c["psnr_db"]}
+        if "exact stream" in base:
+            row["vs_stream"] = base["exact stream"] / med
         if k == "compile":
             row.update(compile_s=max(0.0, first_s[k] - med), **compile_stats)
         rows.append(row)
@@ -317,10 +337,10 @@ def measure_levers(vae, *, frames: int, size: tuple[int, int], chunk: int | None
     for r in rows:
         if r["status"] == "measured":
             r["exact"] = r["max_abs"] <= EXACT_TOL * scale
-    measured = [r for r in rows if r["status"] == "measured" and r["lever"] != "decode()"]
+    measured = [r for r in rows if r["status"] == "measured" and r["lever"] != "decode()"] or rows[:1]
     best = max(measured, key=lambda r: r["vs_decode"])
-    exact = max((r for r in measured if r["exact"]), key=lambda r: r["vs_decode"])
-    return {"model": family.name, "frames": frames, "size": tuple(size), "chunk": chunk,
+    exact = max((r for r in measured if r["exact"]), key=lambda r: r["vs_decode"], default=rows[0])
+    return {"model": family.name, "subject": subject, "frames": frames, "size": tuple(size), "chunk": chunk,
             "latent_frames": int(z.shape[2]), "device": str(device), "repeats": repeats, "rows": rows,
             "signatures": signatures, "distinct_signatures": len(set(signatures)), "compile_backend": compile_backend,
             "best": best["lever"], "best_vs_decode": best["vs_decode"],
@@ -348,7 +368,8 @@ def levers_verdict(result: dict) -> str:
     and on a GPU only (where the issue sets it); never more than was measured."""
     word = "reaches" if result["meets_goal"] else "stays below"
     where = "" if result["device"].startswith("cuda") else " (the goal is set for a GPU; this is the CPU's figure)"
-    text = (f"on {result['device']}, the fastest exact lever ({result['best_exact']}) runs at "
+    on = "" if result.get("subject", "exact stream") == "exact stream" else " acting on the family's own decode()"
+    text = (f"on {result['device']}{on}, the fastest exact lever ({result['best_exact']}) runs at "
             f"{result['best_exact_vs_decode']:.2f}x decode()'s speed, which {word} the {GOAL_VS_DECODE}x goal{where}")
     if result["best"] != result["best_exact"]:
         text += (f"; the fastest of all, {result['best']}, reaches {result['best_vs_decode']:.2f}x but is not exact "

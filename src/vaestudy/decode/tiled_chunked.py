@@ -49,9 +49,13 @@ from vaestudy.decode.streams import chunk_plan, open_stream
 from vaestudy.decode.tiled import BLENDS, TileBlender, TilePlan
 from vaestudy.registry.families import family_of
 
+ORDERS = ("time", "tile")  # time-major: every tile advances chunk by chunk; tile-major: one group of tiles at a time
 
-def _check(vae, z, chunk, tile, overlap, blend, tile_batch):
+
+def _check(vae, z, chunk, tile, overlap, blend, tile_batch, order="time"):
     family = validate_latent(vae, z)
+    if order not in ORDERS:
+        raise ValueError(f"order={order!r} is unknown; valid: {', '.join(ORDERS)}")
     chunk = family.default_chunk if chunk is None else chunk
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is unknown; valid: {', '.join(BLENDS)}")
@@ -81,11 +85,51 @@ def normalised_weights(plan: TilePlan, scale: int, blend: str) -> list[torch.Ten
 
 
 def iter_tiled_chunked(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2, blend: str = "linear",
-                       tile_batch: int | None = None) -> Iterator[Chunk]:
+                       tile_batch: int | None = None, order: str = "time") -> Iterator[Chunk]:
     """Yield blended full frames chunk by chunk; each tile streams with its own cache, ``tile_batch`` tiles (default
-    all) per decoder call."""
-    plan, tplan = _check(vae, z, chunk, tile, overlap, blend, tile_batch)
-    return _iter(vae, z, plan, tplan, blend, tile_batch or len(plan.tiles))
+    all) per decoder call. ``order="time"`` advances every tile chunk by chunk (a stream: the first frames arrive
+    after one chunk, every tile's cache held at once); ``order="tile"`` streams one group of ``tile_batch`` tiles
+    through the whole video before the next (one group's cache at a time, the whole output held, and the first frame
+    only once the last group has started: plain tiling's memory shape with a chunk's activations)."""
+    plan, tplan = _check(vae, z, chunk, tile, overlap, blend, tile_batch, order)
+    batch = tile_batch or len(plan.tiles)
+    return (_iter if order == "time" else _iter_tile_major)(vae, z, plan, tplan, blend, batch)
+
+
+def stream_state_bytes(stream) -> int:
+    """Bytes of the tensors a stream carries between steps (its cache: ``cache`` or the modules' ``saved`` state),
+    each storage counted once."""
+    seen: dict[int, int] = {}
+
+    def walk(v):
+        if isinstance(v, torch.Tensor):
+            seen.setdefault(v.untyped_storage().data_ptr(), v.untyped_storage().nbytes())
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(getattr(stream, "cache", None))
+    walk(getattr(stream, "saved", None))
+    return sum(seen.values())
+
+
+def tile_cache_bytes(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2) -> dict:
+    """The cache one tile's stream carries, measured after each step of one tile streamed through ``z`` (bytes):
+    ``steady`` (the largest), ``per_step`` and the tile count, so ``tiles * steady`` is what a time-major tiled
+    stream must hold beside one step's activations."""
+    plan, tplan = _check(vae, z, chunk, tile, overlap, "linear", None)
+    y, x, h, w = plan.tiles[0]
+    stream = open_stream(vae)
+    per_step = []
+    with torch.no_grad():
+        for a, e in tplan:
+            ahead = z[:, :, e:e + 1, y:y + h, x:x + w] if e < z.shape[2] else None
+            stream.step(z[:, :, a:e, y:y + h, x:x + w], ahead=ahead)
+            per_step.append(stream_state_bytes(stream))
+    return {"steady": max(per_step), "per_step": per_step, "tiles": len(plan.tiles), "tile": plan.tile}
 
 
 def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch):
@@ -120,6 +164,38 @@ def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch):
             yield Chunk(out, family.latent_to_pixel_frames(0, a)[1], dt, el)
 
 
+def _iter_tile_major(vae, z, plan: TilePlan, tplan, blend, tile_batch):
+    family = family_of(vae)
+    device, dtype = model_device_dtype(vae)
+    s = family.spatial_compression
+    tiles = plan.tiles
+    weights = [w.to(device=device, dtype=dtype) for w in normalised_weights(plan, s, blend)]
+    b = z.shape[0]
+    out: list[torch.Tensor | None] = [None] * len(tplan)  # the whole video, per chunk, as plain tiling holds it
+    sw = Clock(device)
+    with torch.no_grad():
+        for g in range(0, len(tiles), tile_batch):
+            boxes = tiles[g:g + tile_batch]
+            stream = open_stream(vae)  # one group's cache at a time, dropped before the next group opens its own
+            for k, (a, e) in enumerate(tplan):
+                crops = torch.cat([z[:, :, a:e, y:y + h, x:x + w] for y, x, h, w in boxes])
+                ahead = torch.cat([z[:, :, e:e + 1, y:y + h, x:x + w] for y, x, h, w in boxes]) \
+                    if e < z.shape[2] else None
+                px = stream.step(crops, ahead=ahead)
+                del crops, ahead
+                if out[k] is None:
+                    out[k] = torch.zeros(b, 3, px.shape[2], plan.height * s, plan.width * s, dtype=px.dtype,
+                                         device=px.device)
+                for j, (y, x, h, w) in enumerate(boxes):
+                    out[k][..., y * s:(y + h) * s, x * s:(x + w) * s].addcmul_(px[j * b:(j + 1) * b], weights[g + j])
+                del px
+            del stream
+    dt, el = sw.lap()
+    for k, (a, _) in enumerate(tplan):  # nothing is final before the last group: every chunk is ready at the end
+        frames, out[k] = out[k], None
+        yield Chunk(frames, family.latent_to_pixel_frames(0, a)[1], dt if k == 0 else 0.0, el)
+
+
 def iter_tiled_chunked_per_tile(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2,
                                 blend: str = "linear") -> Iterator[Chunk]:
     """The previous implementation, kept as the reference the batched one is checked and timed against: one decoder
@@ -147,14 +223,14 @@ def _iter_per_tile(vae, z, plan, tplan, blend):
 
 
 def decode_tiled_chunked(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2, blend: str = "linear",
-                         tile_batch: int | None = None) -> DecodeResult:
+                         tile_batch: int | None = None, order: str = "time") -> DecodeResult:
     """Collect :func:`iter_tiled_chunked` into a :class:`DecodeResult`."""
     family = family_of(vae)
     chunk = family.default_chunk if chunk is None else chunk
-    chunks = iter_tiled_chunked(vae, z, chunk, tile, overlap, blend, tile_batch)
+    chunks = iter_tiled_chunked(vae, z, chunk, tile, overlap, blend, tile_batch, order)
     plan = TilePlan.build(tuple(z.shape[-2:]), tile, overlap)
     s = family.spatial_compression
     return collect("tiled+chunked", chunks, exact=False,
                    params={"chunk": chunk, "tile": plan.tile, "overlap": plan.overlap, "blend": blend,
-                           "tile_batch": tile_batch or len(plan.tiles)},
+                           "tile_batch": tile_batch or len(plan.tiles), "order": order},
                    vae=vae, extra={"plan": plan, "seams_y": plan.seams(0, s), "seams_x": plan.seams(1, s)})

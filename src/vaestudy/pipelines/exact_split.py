@@ -310,6 +310,21 @@ def split_rules_of(vae: nn.Module) -> dict[str, str]:
     return out
 
 
+def split_support(vae: nn.Module) -> str | None:
+    """Why the exact split cannot decode ``vae`` (a sentence), or None when it can: it splits the family's stream
+    (the decoder called chunk by chunk with its cache carried, compared with the same stream in one process), so it
+    needs a cache, and a split rule for every decoder module."""
+    family = family_of(vae)
+    if not family.cache:
+        return (f"{family.name} exposes no temporal cache, and the split decodes the family's stream chunk by chunk "
+                "with its cache carried")
+    try:
+        split_rules_of(vae)
+    except SplitUnsupported as exc:
+        return f"{family.name}'s decoder has a module the split cannot divide by rows: {exc}"
+    return None
+
+
 @contextlib.contextmanager
 def exact_split_patches(vae: nn.Module, exchange: SlabExchange):
     """Within the block, the decoder of ``vae`` runs on this rank's slab and talks to the other ranks through
