@@ -10,6 +10,7 @@ import math
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,7 +162,21 @@ def test_two_device_drop_policy_two_ranks():
 
 @pytest.mark.slow  # starts ranks
 
-def test_split_decode_two_ranks_matches_one_process():
+def _no_leftovers(tmp: Path) -> list[str]:
+    """What a run left in its TMPDIR (torchinductor_<user> is torch's own persistent compile cache, not a leftover)."""
+    return sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_"))
+
+
+def _private_tmpdir(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+
+
+def test_split_decode_two_ranks_matches_one_process(tmp_path, monkeypatch):
+    """Two ranks match one process within the halo's promise, and launch_local removes what it created."""
+    _private_tmpdir(tmp_path, monkeypatch)
     # spawn, not fork: the reference is also timed with 2 threads, and a forked child that uses more than one
     # OpenMP thread hangs once the parent (the pytest process) has used its own thread pool
     rec = launch_local("split", {"latent": [2, 4, 8], "halos": [0, 2, "rf99", "full"], "threads": 1}, timeout_s=240,
@@ -178,18 +193,7 @@ def test_split_decode_two_ranks_matches_one_process():
     assert rows["2"]["max_abs"] < rows["0"]["max_abs"]
     for r in rec["rows"]:  # speed-up: the one-process reference time over the median split time, per halo
         assert r["speedup"] == pytest.approx(statistics.median(rec["single_s"]) / statistics.median(r["total_s"]))
-
-
-@pytest.mark.slow  # starts ranks
-
-def test_failing_rank_ends_run_with_error():
-    from torch.multiprocessing import ProcessRaisedException
-
-    timeout_s = 300
-    t = time.perf_counter()
-    with pytest.raises(ProcessRaisedException, match="injected failure on rank 1"):
-        launch_local("split", {"latent": [1, 2, 4], "halos": [0], "fail_rank": 1}, timeout_s=timeout_s)
-    assert time.perf_counter() - t < timeout_s  # the surviving rank is stopped, not left waiting for its timeout
+    assert _no_leftovers(tmp_path) == []
 
 
 @pytest.mark.slow  # starts ranks
@@ -228,25 +232,22 @@ def test_two_device_cogvideox_windows_two_ranks():
 
 
 @pytest.mark.slow  # starts ranks
-def test_runs_leave_no_temporary_folders(tmp_path, monkeypatch):
-    """launch_local and launch (torchrun) remove what they create, on success and on failure."""
-    import tempfile
-
+def test_a_failing_rank_ends_the_run_with_its_error_and_leaves_no_temporary_folders(tmp_path, monkeypatch):
+    """launch_local and launch (torchrun) stop the survivors of a failed rank (not left waiting for their timeout),
+    raise its error, and remove what they created (success: test_split_decode_two_ranks_matches_one_process)."""
     from torch.multiprocessing import ProcessRaisedException
 
     from vaestudy.pipelines.distributed import DistributedRunError, launch
 
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    cfg = {"latent": [1, 2, 4], "halos": [0], "threads": 1}
-    # spawn: the run times its one-process reference with 2 threads, which hangs a forked child (see above)
-    launch_local("split", cfg, timeout_s=120, start_method="spawn")
-    with pytest.raises(ProcessRaisedException):
-        launch_local("split", {**cfg, "fail_rank": 1}, timeout_s=120)
+    _private_tmpdir(tmp_path, monkeypatch)
+    cfg, timeout_s = {"latent": [1, 2, 4], "halos": [0], "threads": 1, "fail_rank": 1}, 120
+    t = time.perf_counter()
+    with pytest.raises(ProcessRaisedException, match="injected failure on rank 1"):
+        launch_local("split", cfg, timeout_s=timeout_s)
+    assert time.perf_counter() - t < timeout_s
     with pytest.raises(DistributedRunError, match="injected failure on rank 1"):
-        launch("split", {**cfg, "fail_rank": 1}, timeout_s=120, deadline_s=300)
-    # torchinductor_<user> is torch's own persistent compile cache, not a run's leftover
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("torchinductor_")) == []
+        launch("split", cfg, timeout_s=timeout_s, deadline_s=300)
+    assert _no_leftovers(tmp_path) == []
 
 
 def test_overlap_table_shows_the_share_asked_for_beside_the_one_measured():

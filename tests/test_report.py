@@ -225,18 +225,18 @@ def test_a_notebook_that_shows_figures_but_holds_none_fails(tmp_path, capsys):
 @slow
 def test_jobs_execute_notebooks_at_once_with_their_own_results_dir(tmp_path):
     root, out = _checkout(tmp_path), tmp_path / "out"
-    for i in (1, 2, 3):
+    for i in (1, 2):  # two kernels at once: each must see its share of the threads and the shared results dir
         _nb(root / "notebooks" / f"0{i}_nb.ipynb", [
             "import os, torch\nfrom vaestudy.report import results_dir\n"
             "print(results_dir(), torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'))"])
-    assert build_report(root=root, out_dir=out, jobs=2) == 0
-    for i in (1, 2, 3):
+    assert build_report(root=root, out_dir=out, jobs=2, notebooks=["02_nb.ipynb", "01_nb.ipynb"]) == 0
+    for i in (1, 2):
         nb = nbf.read(out / "build" / f"0{i}_nb.ipynb", as_version=4)
         printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         threads = str(max(1, (os.cpu_count() or 1) // 2))
         assert printed.split() == [str(out / "results"), threads, threads]
     index = (out / "reports" / "index.html").read_text()
-    assert index.index("01_nb") < index.index("02_nb") < index.index("03_nb")  # rows in notebook order
+    assert index.index("01_nb") < index.index("02_nb")  # rows in notebook order, whatever order they ran in
     with pytest.raises(ValueError, match="jobs=0 must be an integer >= 1"):
         build_report(root=root, out_dir=out, jobs=0)
 
