@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ class TilePlan:
     overlap: tuple[int, int]
 
     @classmethod
-    def build(cls, latent_hw: tuple[int, int], tile, overlap) -> "TilePlan":
+    def build(cls, latent_hw: tuple[int, int], tile, overlap) -> TilePlan:
         tile, overlap = _pair(tile, "tile"), _pair(overlap, "overlap")
         for axis, n, t, o in zip(("height", "width"), latent_hw, tile, overlap):
             if o < 0:
@@ -73,7 +74,7 @@ class TilePlan:
         return cls(latent_hw[0], latent_hw[1], tile, overlap)
 
     @classmethod
-    def for_count(cls, latent_hw: tuple[int, int], count, overlap) -> "TilePlan":
+    def for_count(cls, latent_hw: tuple[int, int], count, overlap) -> TilePlan:
         """The smallest tiles that cover the latent with ``count`` tiles per axis at exactly ``overlap``."""
         count, overlap = _pair(count, "count"), _pair(overlap, "overlap")
         if min(count) < 1:
@@ -87,7 +88,7 @@ class TilePlan:
         out = []
         for axis in (0, 1):
             s, t = self.starts(axis), self.tile[axis]
-            out.append(min((a + t - b for a, b in zip(s[:-1], s[1:])), default=0))
+            out.append(min((a + t - b for a, b in itertools.pairwise(s)), default=0))
         return tuple(out)
 
     def starts(self, axis: int) -> list[int]:
@@ -105,7 +106,7 @@ class TilePlan:
     def seams(self, axis: int, scale: int) -> list[float]:
         """Pixel coordinates of the middle of each overlap (where the blend crosses over)."""
         s, t = self.starts(axis), self.tile[axis]
-        return [((a + t) * scale + b * scale) / 2 for a, b in zip(s[:-1], s[1:])]
+        return [((a + t) * scale + b * scale) / 2 for a, b in itertools.pairwise(s)]
 
     def profile(self, axis: int, index: int, scale: int, blend: str) -> torch.Tensor:
         """1-D weight profile of tile ``index`` along ``axis`` in output pixels."""
@@ -214,12 +215,12 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
     if any(st > t for st, t in zip(stride_px, tile_px)):
         raise ValueError(f"stride_px={stride_px} must not exceed tile_px={tile_px} (tiles would leave gaps)")
     if "tile_overlap_factor_height" in family.tiling_defaults:  # this class takes overlap factors, not strides
-        kwargs = dict(tile_sample_min_height=tile_px[0], tile_sample_min_width=tile_px[1],
-                      tile_overlap_factor_height=1 - stride_px[0] / tile_px[0],
-                      tile_overlap_factor_width=1 - stride_px[1] / tile_px[1])
+        kwargs = {"tile_sample_min_height": tile_px[0], "tile_sample_min_width": tile_px[1],
+                      "tile_overlap_factor_height": 1 - stride_px[0] / tile_px[0],
+                      "tile_overlap_factor_width": 1 - stride_px[1] / tile_px[1]}
     else:
-        kwargs = dict(tile_sample_min_height=tile_px[0], tile_sample_min_width=tile_px[1],
-                      tile_sample_stride_height=stride_px[0], tile_sample_stride_width=stride_px[1])
+        kwargs = {"tile_sample_min_height": tile_px[0], "tile_sample_min_width": tile_px[1],
+                      "tile_sample_stride_height": stride_px[0], "tile_sample_stride_width": stride_px[1]}
     if any(v == 0 for v in kwargs.values()):
         raise ValueError(f"derived tiling arguments {kwargs} contain 0, which diffusers reads as 'default'")
     saved = {k: getattr(vae, k) for k in list(kwargs) + ["tile_latent_min_height", "tile_latent_min_width"]
@@ -234,6 +235,13 @@ def decode_diffusers_tiled(vae, z: torch.Tensor, tile_px=None, stride_px=None, *
     try:
         res = collect("diffusers-tiled", timed_single(vae, run, z), exact=not applies,
                       params={"tile_px": tile_px, "stride_px": stride_px, "tiling_applied": applies}, vae=vae)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as exc:  # e.g. a last tile narrower than a reflect-padding conv's pad: diffusers' own limit
+        raise ValueError(
+            f"diffusers' tiled decode of {family.name} refuses tile_px={tile_px}, stride_px={stride_px} on a "
+            f"{tuple(z.shape[-2:])} latent (its tiles start every stride up to the edge, so the last one may be a "
+            f"sliver): {exc}") from exc
     finally:
         for k, v in saved.items():
             setattr(vae, k, v)
