@@ -184,7 +184,10 @@ FAMILIES: dict[str, VAEFamily] = {
                       "frame mask built as a dense N x N tensor, N = latent frames * latent height * latent width "
                       "(filled by a Python loop over N rows). Spatial tiling only when enabled: 256 px tiles, "
                       "overlap factor 0.25."),
-        tiny_config={"block_out_channels": (8, 8, 8, 8, 32), "layers_per_block": 1},
+        # the encoder averages its last block's channels in groups of block_out_channels[-1] // (2 * latent
+        # channels) and each downsample in groups of factor * in // out: both must be >= 1 (with (8, 8, 8, 8, 32)
+        # the groups are 0 and encode() fails with a reshape error)
+        tiny_config={"block_out_channels": (8, 16, 32, 64, 64), "layers_per_block": 1},
         dense_attention_mask=True,
         full_config_source=("class defaults; the repo id is the one HunyuanVideo15Pipeline's docstring loads; "
                             "its vae/config.json was not read here"),
