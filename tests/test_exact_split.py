@@ -160,3 +160,14 @@ def test_a_rank_that_hangs_mid_decode_is_named_within_the_timeout():
     assert "rank(s) 1 stopped answering" in str(info.value)
     # rank 0 waits at most timeout_s for the halo; the rest is start-up (model load) of the two ranks
     assert time.perf_counter() - t < 3 * timeout_s + 30
+
+
+def test_split_support_says_why_a_family_is_not_split(tiny):
+    """The exemplars split; a family without a cache is refused for that reason, and any other for its first module
+    without a split rule (a sentence the notebook prints, never a crash)."""
+    for name in FAMILIES:
+        assert X.split_support(tiny(name)) is None, name
+    from vaestudy.registry import first_family
+
+    no_cache = first_family(lambda f: not f.cache, "no cache").name
+    assert "no temporal cache" in X.split_support(tiny(no_cache))
