@@ -132,3 +132,14 @@ def test_without_an_exact_stream_the_levers_act_on_decode(tiny):
     assert rows["channels_last_3d"]["exact"]  # a memory layout reorders fp32 sums of the same decode
     assert rows["cuda graph"]["status"].startswith("skipped")
     assert "acting on the family's own decode()" in levers_verdict(r)
+
+
+def test_the_verdict_says_when_the_best_ratio_is_within_the_spread():
+    base = {"status": "measured", "vs_decode": 1.0, "exact": True}
+    rows = [{**base, "lever": "decode()", "median_s": 1.0, "min_s": 0.8, "max_s": 1.2},
+            {**base, "lever": "channels_last_3d", "median_s": 0.9, "min_s": 0.85, "max_s": 0.95, "vs_decode": 1.11}]
+    r = {"device": "cpu", "best": "channels_last_3d", "best_exact": "channels_last_3d", "best_vs_decode": 1.11,
+         "best_exact_vs_decode": 1.11, "meets_goal": False, "repeats": 2, "rows": rows}
+    assert "within this run's spread" in levers_verdict(r)
+    rows[1].update(min_s=0.5, max_s=0.6, median_s=0.55)
+    assert "spread" not in levers_verdict(r)

@@ -374,6 +374,11 @@ def levers_verdict(result: dict) -> str:
     if result["best"] != result["best_exact"]:
         text += (f"; the fastest of all, {result['best']}, reaches {result['best_vs_decode']:.2f}x but is not exact "
                  f"(max abs above {EXACT_TOL:g})")
+    rows = {r["lever"]: r for r in result.get("rows", ()) if r.get("status") == "measured"}
+    dec, fast = rows.get("decode()"), rows.get(result["best_exact"])
+    if dec and fast and fast is not dec and fast["min_s"] <= dec["max_s"] and dec["min_s"] <= fast["max_s"]:
+        text += (f"; {result['best_exact']}'s min-max seconds overlap decode()'s, so its ratio is within this run's "
+                 "spread")
     if result.get("compile_backend") == "eager" and "compile" in (result["best_exact"], result["best"]):
         text += ("; compile ran with the eager backend, which only traces the decoder, so its ratio is timing noise, "
                  "not a speed-up")
