@@ -82,12 +82,14 @@ def _grid_sides(vae: torch.nn.Module, wanted: list[int]) -> tuple[list[int], lis
 
 def latency_plan(vae: torch.nn.Module, fast: bool = True) -> LatencyPlan:
     """Every size notebook 04 times for ``vae``'s family, from its rules: the 2nd, 3rd and 5th valid frame counts
-    (FAST; the 5th, 9th and 17th otherwise), sides of 2-4 latent px (FAST; 4-12 otherwise) or the smallest on a
-    tiles-only decode's grid, the chunk candidates the family's chunk rules allow, tiles of 2 latent px (overlap 1)."""
+    (FAST; the 5th, 9th and 17th otherwise; the first three for a tiles-only decode), sides of 2-4 latent px (FAST;
+    4-12 otherwise) or the smallest on a tiles-only decode's grid, the chunk candidates the family's chunk rules
+    allow, and (FAST) tiles one latent px under the tile sweep's shorter side with overlap 1: 2 x 2 tiles."""
     family = family_of(vae)
     s = family.spatial_compression
     valid = family.valid_frame_counts(400)
-    frames = [valid[k] for k in ((1, 2, 4) if fast else (4, 8, 16))]
+    grid = own_tile_grid(vae) is not None  # a tiles-only decode: its smallest sizes already cost many small ones
+    frames = [valid[k] for k in ((0, 1, 2) if grid else (1, 2, 4) if fast else (4, 8, 16))]
     heights, widths = _grid_sides(vae, [2, 3, 4] if fast else [4, 8, 12])
     base_h, base_w = _grid_sides(vae, [2] if fast else [8])
     sizes = [(h * s, w * s) for h, w in zip(heights, widths)]
@@ -99,5 +101,7 @@ def latency_plan(vae: torch.nn.Module, fast: bool = True) -> LatencyPlan:
     tile_strategies = [n for n in ("tiled", "tiled+chunked") if n in names]
     return LatencyPlan(
         family=family.name, frames=frames, base=(base_h[0] * s, base_w[0] * s), sizes=sizes, stream=stream,
-        chunks=chunks, tile_size=sizes[1], tiles=[2] if fast else [4, 6], tile_overlap=1 if fast else 2,
+        # FAST: tiles one latent px smaller than the tile sweep's shorter side, so 2 x 2 tiles (2 px at 3 x 3 latent)
+        chunks=chunks, tile_size=sizes[1], tiles=[min(heights[1], widths[1]) - 1] if fast or grid else [4, 6],
+        tile_overlap=1 if fast or grid else 2,
         tile_strategies=tile_strategies, no_stream=no_stream_reason(family))
