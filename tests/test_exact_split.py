@@ -20,7 +20,7 @@ from torch.multiprocessing import ProcessRaisedException
 
 from conftest import FP32_EXACT, assert_video_close
 from vaestudy.pipelines import exact_split as X
-from vaestudy.registry import exemplar, load_vae
+from vaestudy.registry import exemplar, first_family, load_vae
 
 FAMILIES = [exemplar("exact stream").name, exemplar("groupnorm stream").name]
 LATENT = (3, 16, 16)  # shape-only tests (meta device): any size costs the same
@@ -167,7 +167,5 @@ def test_split_support_says_why_a_family_is_not_split(tiny):
     without a split rule (a sentence the notebook prints, never a crash)."""
     for name in FAMILIES:
         assert X.split_support(tiny(name)) is None, name
-    from vaestudy.registry import first_family
-
     no_cache = first_family(lambda f: not f.cache, "no cache").name
     assert "no temporal cache" in X.split_support(tiny(no_cache))
