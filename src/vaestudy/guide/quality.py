@@ -207,7 +207,9 @@ def _flicker_row(name: str, res, ref, boundaries, fps, *, source=None, warp: boo
            "psnr_vs_full": M.video_psnr(ref.video, res.video) if ref is not None else math.nan,
            "weights": res.weights, **rep, "result": res}
     if source is not None:
-        row["psnr_vs_source"] = M.video_psnr(source, res.video)
+        # nan where the class's encoder and decoder disagree on frame counts (no frame-by-frame pairing is known)
+        same = source.shape[-3] == res.video.shape[-3]
+        row["psnr_vs_source"] = M.video_psnr(source, res.video) if same else math.nan
     return row
 
 
