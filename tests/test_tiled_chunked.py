@@ -19,6 +19,7 @@ from vaestudy.bench.tiled_chunked_cost import (
     tile_major_label,
     tiled_chunked_cost,
 )
+from vaestudy.decode import tiled_chunked as TC
 from vaestudy.decode.streams import open_stream
 from vaestudy.decode.tiled import TilePlan, decode_tiled
 from vaestudy.decode.tiled_chunked import (
@@ -171,3 +172,26 @@ def test_a_family_without_a_cache_gets_plain_tiling_only(tiny):
     assert [row["decode"] for row in r["rows"]] == ["full", "tiled"]
     assert r["streams"] is False and r["cache_per_tile"] is None and r["meets_both"] == []
     assert "no temporal cache" in cost_verdict(r) and cost_tradeoff(r) == ""
+
+
+def test_offload_parks_every_idle_groups_cache_on_the_host_between_its_steps(tiny, monkeypatch):
+    """Control flow of offload=True on a faked CUDA model (this machine has no GPU: the 'device' moves are recorded
+    and performed as CPU no-ops). Each group's cache comes to the device right before its step and goes back to
+    (pinned) host memory right after; the decode itself is unchanged."""
+    vae = tiny(exemplar("exact stream").name)
+    z = latent_for(vae, 3, 5, seed=6)
+    ref = _video(iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, tile_batch=1))
+    with pytest.raises(ValueError, match="offload=True .*CUDA"):  # a CPU model: the host is the same memory
+        iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, offload=True)
+    events, real = [], TC.move_stream_state
+    monkeypatch.setattr(TC, "offload_applies", lambda device: True)
+    monkeypatch.setattr(TC, "move_stream_state", lambda stream, device, pin=False: (
+        events.append((id(stream), "host" if pin else "device")), real(stream, "cpu")))
+    got = _video(iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, tile_batch=1, offload=True))
+    assert_video_close(got, ref, atol=0.0, what="offloaded vs resident caches (the same steps, moved no-ops)")
+    streams = list(dict.fromkeys(s for s, _ in events))
+    assert len(streams) == 4  # one stream per tile (tile_batch=1)
+    # per chunk, per group in order: to the device, then back to the host
+    assert events == [(s, where) for _ in range(3) for s in streams for where in ("device", "host")]
+    with pytest.raises(ValueError, match="order='time'"):
+        iter_tiled_chunked(vae, z, 1, tile=3, overlap=1, order="tile", offload=True)

@@ -85,15 +85,53 @@ def normalised_weights(plan: TilePlan, scale: int, blend: str) -> list[torch.Ten
 
 
 def iter_tiled_chunked(vae, z: torch.Tensor, chunk: int | None = None, tile=8, overlap=2, blend: str = "linear",
-                       tile_batch: int | None = None, order: str = "time") -> Iterator[Chunk]:
+                       tile_batch: int | None = None, order: str = "time", offload: bool = False) -> Iterator[Chunk]:
     """Yield blended full frames chunk by chunk; each tile streams with its own cache, ``tile_batch`` tiles (default
     all) per decoder call. ``order="time"`` advances every tile chunk by chunk (a stream: the first frames arrive
     after one chunk, every tile's cache held at once); ``order="tile"`` streams one group of ``tile_batch`` tiles
     through the whole video before the next (one group's cache at a time, the whole output held, and the first frame
-    only once the last group has started: plain tiling's memory shape with a chunk's activations)."""
+    only once the last group has started: plain tiling's memory shape with a chunk's activations).
+    ``offload=True`` (time order, a CUDA model only) parks every idle group's cache in host memory between its steps:
+    the device holds one group's cache, at ``2 x`` the other groups' cache bytes over the bus per chunk. On a CPU the
+    host is the same memory, so it is refused there."""
     plan, tplan = _check(vae, z, chunk, tile, overlap, blend, tile_batch, order)
     batch = tile_batch or len(plan.tiles)
-    return (_iter if order == "time" else _iter_tile_major)(vae, z, plan, tplan, blend, batch)
+    if offload:
+        device = model_device_dtype(vae)[0]
+        if order != "time" or not offload_applies(device):
+            raise ValueError(f"offload=True parks idle tiles' caches in host memory: it needs order='time' (got "
+                             f"{order!r}) and a CUDA model (got {device}), where the host is another memory")
+    if order == "tile":
+        return _iter_tile_major(vae, z, plan, tplan, blend, batch)
+    return _iter(vae, z, plan, tplan, blend, batch, offload)
+
+
+def offload_applies(device: torch.device) -> bool:
+    """Whether parking caches in host memory frees anything: only where the model lives on a CUDA device."""
+    return torch.device(device).type == "cuda" and torch.cuda.is_available()
+
+
+def _moved(v, device, pin: bool):
+    if isinstance(v, torch.Tensor):
+        if pin and v.device.type != "cpu":  # device -> pinned host buffer, so the copy back can overlap compute
+            host = torch.empty(v.shape, dtype=v.dtype, pin_memory=True)
+            return host.copy_(v, non_blocking=True)
+        return v.to(device, non_blocking=True)
+    if isinstance(v, dict):
+        return {k: _moved(x, device, pin) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_moved(x, device, pin) for x in v]
+    if isinstance(v, tuple):
+        return tuple(_moved(x, device, pin) for x in v)
+    return v
+
+
+def move_stream_state(stream, device, *, pin: bool = False) -> None:
+    """Move the tensors a stream carries between steps (``cache`` or the modules' ``saved`` state) to ``device``,
+    in place of the old ones; ``pin``: to page-locked host memory."""
+    for attr in ("cache", "saved"):
+        if getattr(stream, attr, None) is not None:
+            setattr(stream, attr, _moved(getattr(stream, attr), device, pin))
 
 
 def stream_state_bytes(stream) -> int:
@@ -132,7 +170,7 @@ def tile_cache_bytes(vae, z: torch.Tensor, chunk: int | None = None, tile=8, ove
     return {"steady": max(per_step), "per_step": per_step, "tiles": len(plan.tiles), "tile": plan.tile}
 
 
-def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch):
+def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch, offload=False):
     family = family_of(vae)
     device, dtype = model_device_dtype(vae)
     s = family.spatial_compression
@@ -151,7 +189,11 @@ def _iter(vae, z, plan: TilePlan, tplan, blend, tile_batch):
                 # the next latent frame, for a stream whose decoder reads ahead (the others ignore it)
                 ahead = torch.cat([z[:, :, e:e + 1, y:y + h, x:x + w] for y, x, h, w in boxes]) \
                     if e < z.shape[2] else None
+                if offload:
+                    move_stream_state(stream, device)
                 px = stream.step(crops, ahead=ahead)
+                if offload and len(groups) > 1:  # idle until the next chunk: park it on the host
+                    move_stream_state(stream, "cpu", pin=True)
                 del crops, ahead
                 if out is None:
                     out = torch.zeros(b, 3, px.shape[2], plan.height * s, plan.width * s, dtype=px.dtype,
