@@ -62,7 +62,8 @@ def test_notebook_06_sizes_are_valid(fam):
     window = S.frames_at_least(fam, 2, steps=1)
     fam.check_frames(window)
     assert window > 1
-    side = S.size_at_least(fam, 32)
+    side = S.size_at_least(fam, 32, latent_min=2)
+    assert side // fam.spatial_compression >= 2
     fam.latent_shape(window, side, side)
     chunk = S.stream_chunk(fam)
     first = S.first_chunk(fam, chunk)
@@ -100,5 +101,5 @@ def test_the_default_run_keeps_its_sizes():
     assert S.frames_at_least(fam, 17) == 17 and S.size_at_least(fam, 48) == 48
     assert S.stream_chunk(fam) == fam.default_chunk
     assert S.frames_at_least(fam, 2, steps=1) == fam.valid_frame_counts(64)[1]
-    assert S.size_at_least(fam, 32) // fam.spatial_compression == 4
+    assert S.size_at_least(fam, 32, latent_min=2) // fam.spatial_compression == 4
     assert fam.latent_frames_at_least(3) == 3
