@@ -54,6 +54,11 @@ class GeneratorStandIn(nn.Module):
         self.steps, self.upscale = steps, upscale
         self.requires_grad_(False).eval()
 
+    @classmethod
+    def for_vae(cls, vae, **kwargs) -> GeneratorStandIn:
+        """A stand-in whose chunks have the latent channels of ``vae`` (other arguments as the constructor's)."""
+        return cls(latent_channels(vae), **kwargs)
+
     def forward(self, noise: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         x = self.inp(noise)
         if context is not None:
@@ -338,7 +343,7 @@ def overlap_sweep(vae, shares=(0.2, 0.5, 0.8), *, chunks: int = 6, latent_hw=(4,
     overlapped (interleaved, ``repeats`` times each) and compare the periods with the analytic bounds."""
     if threads is not None:
         torch.set_num_threads(threads)
-    gen = GeneratorStandIn(latent_channels(vae), width=width, steps=1, seed=seed)
+    gen = GeneratorStandIn.for_vae(vae, width=width, steps=1, seed=seed)
     costs = isolated_costs(vae, gen, latent_frames=latent_frames, latent_hw=latent_hw, seed=seed)
     rows = []
     for share in shares:
