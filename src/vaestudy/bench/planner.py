@@ -54,6 +54,7 @@ from vaestudy.bench.costmodel import (  # noqa: F401
     unmeasured_setup,
     usable,
 )
+from vaestudy.bench.latency_plan import bench_stream, no_stream_reason
 from vaestudy.decode.strategies import STREAMING, get_strategy
 from vaestudy.decode.streams import chunk_plan
 from vaestudy.decode.tiled import TilePlan
@@ -231,17 +232,20 @@ def seed_comparison(cm: CostModel | None, flops_per_px: float | None, seed: dict
             out["our_peak_flops"] = our_peak_flops
             out["cpu_seconds_at_our_peak"] = out["chunk_flops"] / our_peak_flops
     family = get_family(cm.model) if cm is not None else None
-    fits = family is not None and c["latent_frames_per_chunk"] % family.chunk_multiple == 0 and \
-        (t * c["latent_frames_per_chunk"]) % family.frame_step == 0
+    k = c["latent_frames_per_chunk"]
+    stream = bench_stream(family) if family is not None else None  # chunked (cache), chunked-naive, or None
+    fits = stream is not None and k >= family.chunk_min and k % family.chunk_multiple == 0 and \
+        (t * k) % family.frame_step == 0
     if cm is not None and not fits:
         out["our_cpu_chunk_s"] = out["our_cpu_chunk_bytes"] = None
-        out["not_comparable"] = (f"{family.name} cannot stream the seed's chunk of {c['latent_frames_per_chunk']} latent "
-                                 f"frames (chunks of {family.chunk_multiple}k, clips of {family.frame_rule_text} frames)")
+        out["not_comparable"] = (f"{family.name} cannot stream the seed's chunk of {k} latent frames"
+                                 + (f": {no_stream_reason(family)}" if stream is None else
+                                    f" (chunks of at least {family.chunk_min} and a multiple of "
+                                    f"{family.chunk_multiple}, clips of {family.frame_rule_text} frames)"))
     elif cm is not None:
-        # one steady chunk = the difference between decoding 1 + 3 and 1 latent frames, streamed
-        t1 = cm.predict("chunked", 1 + t * c["latent_frames_per_chunk"], (h, w),
-                        chunk=c["latent_frames_per_chunk"], consumer="discard")
-        t0 = cm.predict("chunked", 1, (h, w), chunk=1, consumer="discard")
+        # one steady chunk = the difference between decoding 1 + t*k and 1 latent frames, streamed
+        t1 = cm.predict(stream, 1 + t * k, (h, w), chunk=k, consumer="discard")
+        t0 = cm.predict(stream, 1, (h, w), chunk=family.default_chunk, consumer="discard")
         out["our_cpu_chunk_s"] = t1["seconds"] - t0["seconds"]
         out["our_cpu_chunk_bytes"] = t1["bytes"]
     return out
