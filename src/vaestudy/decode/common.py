@@ -153,7 +153,7 @@ def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
         having = ", ".join(f.diffusers_class for f in FAMILIES.values() if f.attention_block)
         raise ValueError(f"{type(vae).__name__} has no decoder.mid_block.attentions[0]: decoders with a mid-block "
                          f"attention: {having}")
-    if not isinstance(getattr(attns[0], "proj", None), torch.nn.Module):
+    if getattr(attns[0], "proj", None) is None:
         raise ValueError(f"{type(vae).__name__}'s decoder mid-block attention ({type(attns[0]).__name__}) is not "
                          "proj(attention(norm(x))) + x: it has no output projection `proj` to set")
     return attns[0]
