@@ -131,9 +131,16 @@ class VAEFamily:
 
     @property
     def frame_rule_text(self) -> str:
-        """The valid pixel frame counts in words: ``"1 + 4k"``, ``"24 + 16k"``."""
-        _, _, base, step = self.frame_rule
-        return f"{base} + {step}k"
+        """The valid pixel frame counts in words: ``"1 + 4k"``, ``"24 + 16k"``; less the counts whose last decode()
+        segment would be too short: ``"1 + 4k, except 21 + 16k"``."""
+        lbase, lstep, base, step = self.frame_rule
+        text = f"{base} + {step}k"
+        if self.decode_segments is not None:
+            first, later = self.decode_segments
+            bad = [self.pixel_frames(first + r) for r in range(1, self.chunk_min)]
+            if bad:
+                text += ", except " + ", ".join(f"{b} + {later * step // lstep}k" for b in bad)
+        return text
 
     @property
     def causal_frames(self) -> bool:
