@@ -16,7 +16,14 @@ import torch.nn.functional as F
 
 from vaestudy.clock import now, synchronize, time_call
 from vaestudy.decode.common import latent_channels
-from vaestudy.pipelines.streaming import encodable_frames, encode_clip, first_chunk, open_pipeline_stream, stream_chunk
+from vaestudy.pipelines.streaming import (
+    check_stream_chunk,
+    encodable_frames,
+    encode_clip,
+    first_chunk,
+    open_pipeline_stream,
+    stream_chunk,
+)
 from vaestudy.registry.families import family_of
 from vaestudy.tables import Col, format_table
 
@@ -396,8 +403,6 @@ def first_chunk_frames(fam, latent_frames: int) -> int:
     """Latent frames of a stream's first chunk when every later chunk holds ``latent_frames`` (validated): the
     whole latent must stay a valid length (base + step*k), so it is the shortest valid length >= ``latent_frames``
     (:func:`vaestudy.pipelines.streaming.first_chunk`)."""
-    from vaestudy.pipelines.streaming import check_stream_chunk
-
     check_stream_chunk(fam, latent_frames, name="latent_frames")
     return first_chunk(fam, latent_frames)
 
