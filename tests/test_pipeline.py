@@ -160,8 +160,6 @@ def test_two_device_drop_policy_two_ranks():
     assert all(q["max_depth"] <= q["capacity"] for q in rec["queues"].values())
 
 
-@pytest.mark.slow  # starts ranks
-
 def _no_leftovers(tmp: Path) -> list[str]:
     """What a run left in its TMPDIR (torchinductor_<user> is torch's own persistent compile cache, not a leftover)."""
     return sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_"))
@@ -174,6 +172,7 @@ def _private_tmpdir(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
 
 
+@pytest.mark.slow  # starts ranks
 def test_split_decode_two_ranks_matches_one_process(tmp_path, monkeypatch):
     """Two ranks match one process within the halo's promise, and launch_local removes what it created."""
     _private_tmpdir(tmp_path, monkeypatch)
