@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vaestudy.decode.common import own_tile_grid
-from vaestudy.decode.strategies import strategies_for
+from vaestudy.decode.strategies import no_prefix_reason, strategies_for
 from vaestudy.registry.families import family_of
 from vaestudy.registry.family import VAEFamily
 
@@ -60,14 +60,8 @@ def no_stream_reason(family: VAEFamily) -> str:
     """Why the bench times no stream for ``family``, in a sentence from its rules ("" when it times one)."""
     if bench_stream(family) is not None:
         return ""
-    lbase, lstep, pbase, pstep = family.frame_rule
-    if family.per_frame_latents:
-        why = ("its decode() takes one latent per frame plus the clip's frame count and mixes all frames in time, so "
-               "a chunk of latents decodes as a different, shorter clip")
-    else:
-        why = (f"its latent frame counts are {lbase} + {lstep}k for pixel frames {pbase} + {pstep}k, so a prefix of "
-               "the latent is not a prefix of the video")
-    return f"{family.name} has no streamed decode to time: {why}. Only the whole-clip strategies are measured."
+    return (f"{family.name} has no streamed decode to time: {no_prefix_reason(family)}. Only the whole-clip "
+            "strategies are measured.")
 
 
 def _grid_sides(vae: torch.nn.Module, wanted: list[int]) -> tuple[list[int], list[int]]:

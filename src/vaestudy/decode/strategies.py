@@ -190,18 +190,21 @@ def stream_strategy(family: VAEFamily) -> str | None:
     return next((n for n in ("chunked", "chunked-window") if n in names), None)
 
 
+def no_prefix_reason(family: VAEFamily) -> str:
+    """Why a prefix of ``family``'s latent does not decode to a prefix of its video, from its rules (a clause)."""
+    lbase, lstep, pbase, pstep = family.frame_rule
+    if family.per_frame_latents:
+        return ("its decode() takes one latent per frame and mixes the frames of the whole clip in time "
+                "(compression 1x in time), so a chunk of latents is a different clip")
+    return (f"its latent frame counts are {lbase} + {lstep}k (pixel frames {pbase} + {pstep}k), so a prefix of the "
+            f"latent is not a prefix of the video")
+
+
 def stream_unavailable(family: VAEFamily) -> str:
     """Why nothing streams ``family``, in a sentence from its rules ("" where :func:`stream_strategy` names one)."""
     if stream_strategy(family) is not None:
         return ""
-    lbase, lstep, pbase, pstep = family.frame_rule
-    if family.per_frame_latents:
-        why = ("its decode() takes one latent per frame and mixes the frames of the whole clip in time "
-               "(compression 1x in time), so a chunk of latents is a different clip")
-    else:
-        why = (f"its latent frame counts are {lbase} + {lstep}k (pixel frames {pbase} + {pstep}k), so a prefix of the "
-               f"latent is not a prefix of the video")
-    return (f"No streamed decode applies to {family.name}: {why}; the chunked strategies "
+    return (f"No streamed decode applies to {family.name}: {no_prefix_reason(family)}; the chunked strategies "
             f"({', '.join(n for n in STREAMING if 'chunk' in get_strategy(n).params)}) are left out.")
 
 
