@@ -90,18 +90,21 @@ def test_pretrained_offline_is_one_clean_error(monkeypatch, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", list(__import__("vaestudy.registry", fromlist=["FAMILIES"]).FAMILIES))
 def test_decode_check_defaults_are_valid_for_every_family(name):
-    """With no --frames/--size, decode-check picks the family's first valid count >= 17 frames and a size that tiles
-    in two along each axis: what its rules accept, without loading a model."""
+    """With no --frames/--size, decode-check picks the family's first valid count >= 17 frames whose latent streams in
+    two steps or more, and a size that tiles in two along each axis: what its rules accept, without loading a model."""
     from vaestudy.cli import CHECK_FRAMES, _check_defaults
+    from vaestudy.decode.streams import stream_plan
     from vaestudy.decode.tiled import default_tile_plan
     from vaestudy.registry import get_family
 
     fam = get_family(name)
     frames, size = _check_defaults(fam, None, None, overlap=2)
     fam.check_frames(frames)
-    assert frames >= CHECK_FRAMES and not [f for f in fam.valid_frame_counts(frames - 1) if f >= CHECK_FRAMES]
     h, w = (int(v) for v in size.split("x"))
-    _, _, lh, lw = fam.latent_shape(frames, h, w)
+    _, t, lh, lw = fam.latent_shape(frames, h, w)
+    assert frames >= CHECK_FRAMES and len(stream_plan(fam, t)) >= 2
+    shorter = [f for f in fam.valid_frame_counts(frames - 1) if f >= CHECK_FRAMES]  # none of them streams in two steps
+    assert not [f for f in shorter if len(stream_plan(fam, fam.latent_shape(f, h, w)[1])) >= 2]
     plan = default_tile_plan((lh, lw), 2)
     assert (len(plan.starts(0)), len(plan.starts(1))) == (2, 2)
     assert _check_defaults(fam, 9, "32x32", overlap=2) == (9, "32x32")  # what the reader gives is kept as given

@@ -24,10 +24,20 @@ from vaestudy.bench.cost import (
     count_latent_frames,
     largest_frames_for_mask,
 )
-from vaestudy.decode.common import call_decode, decoder_pass, family_decode_settings, own_decode, own_tile_grid
+from vaestudy.decode.common import (
+    call_decode,
+    decoder_pass,
+    family_decode_settings,
+    own_decode,
+    own_tile_grid,
+    plain_decode,
+)
 from vaestudy.decode.full import decode_full
 from vaestudy.decode.strategies import resolve, run_strategy, strategies_for
+from vaestudy.decode.streams import stream_chunk, stream_plan, window_context
+from vaestudy.decode.tiled import blend_ramp
 from vaestudy.measure.metrics import seam_band_psnr
+from vaestudy.pipelines.streaming import WindowStream
 from vaestudy.registry import FAMILIES, family_of, get_family, load_vae
 from vaestudy.registry.cost import parameter_counts, read_cost_file
 from vaestudy.registry.load import download_command
@@ -89,15 +99,15 @@ def test_bad_input_is_refused_before_any_decode(name, tiny, monkeypatch):
 
 @pytest.mark.parametrize("name", NEW_PARAMS)
 def test_full_tiled_and_windows_keep_the_frame_rule_and_tiles_err_at_seams(name, tiny):
-    """The family's decode() (full), our tiled decode (2x2 tiles, overlap 2 latent px) and, where frames follow the
-    causal prefix rule, overlapping windows: all give the registry's shape. Against the full decode the tiled error
+    """The family's decode() (full), our tiled decode (2x2 tiles, overlap 2 latent px) and, where the family has no
+    cache, overlapping windows: all give the registry's shape. Against the full decode the tiled error
     concentrates in the seam band (PSNR there below the interior's) where the decoder has no attention; with
     attention it may spread, and is only printed."""
     fam, vae = get_family(name), tiny(name)
     z = _small_latent(vae, hw=4, seed=1)
     names = [s.name for s in strategies_for(fam) if s.name in ("full", "tiled", "chunked-window")]
     assert {"full", "tiled"} <= set(names)
-    assert ("chunked-window" in names) == (fam.causal_frames and not fam.streamable)
+    assert ("chunked-window" in names) == (not fam.streamable)
     expected = fam.pixel_shape(*z.shape[2:])
     out = {}
     for s in names:
@@ -262,6 +272,47 @@ def test_svd_decodes_per_frame_latents_with_temporal_mixing(tiny):
     z2[:, :, -1] += 1.0
     assert (own_decode(vae, z2)[:, :, 0] - out[:, :, 0]).abs().max() > 1e-4
     assert (own_decode(vae, z[:, :, :1])[:, :, 0] - out[:, :, 0]).abs().max() > 1e-4
+
+
+GRID = [f.name for f in FAMILIES.values() if not f.causal_frames]
+GRID_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if get_family(n).decode_tiling == "only" else n for n in GRID]
+
+
+@pytest.mark.parametrize("name", GRID_PARAMS)
+def test_windows_on_a_frame_grid_stream_whole_clips_and_blend_the_context_frames(name, tiny):
+    """On a fixed frame grid (a latent prefix is not a video prefix) chunked-window decodes whole windows on the grid:
+    a first valid clip, then each chunk behind the fewest latent frames of context that keep the window a valid clip.
+    Two windows: frames only the first covers are its decode, frames only the second covers are the last frames of
+    its decode (the pipeline's WindowStream hands out the same), and the frames both cover are blended between the
+    two; the result is inexact against the family's decode(). The window is refused before any decode where the
+    context would make it an invalid clip."""
+    fam, vae = get_family(name), tiny(name)
+    chunk, ctx = stream_chunk(fam), window_context(fam)
+    first = fam.frame_rule[0] if fam.frame_rule[0] > 1 else chunk  # per-frame latents: a first clip of one chunk
+    grid = own_tile_grid(vae)
+    z = latent_for(vae, first + chunk, 4 if grid is None else grid[1][0], seed=7)
+    params = resolve("chunked-window", fam, tuple(z.shape[2:]))
+    assert params["chunk"] == chunk and params["overlap"] == ctx
+    assert stream_plan(fam, z.shape[2], chunk) == [(0, first), (first, first + chunk)]
+    out = run_strategy("chunked-window", vae, z, **params)
+    total = fam.pixel_frames(first + chunk)
+    assert out.video.shape[2] == total and not out.exact and len(out.chunk_frames) >= 2
+    win1, win2 = plain_decode(vae, z[:, :, :first]), plain_decode(vae, z[:, :, first - ctx:])
+    shared = win1.shape[2] + win2.shape[2] - total  # pixel frames both windows decode
+    assert shared > 0
+    proof = "the same decode() call on the same latent slice, in one process"
+    assert_bit_equal(out.video[:, :, :total - win2.shape[2]], win1[:, :, :-shared], proof=proof, what="first window")
+    assert_bit_equal(out.video[:, :, win1.shape[2]:], win2[:, :, shared:], proof=proof, what="second window")
+    w = blend_ramp(shared, "linear").to(win1).view(1, 1, -1, 1, 1)
+    assert_video_close(out.video[:, :, win1.shape[2] - shared:win1.shape[2]],
+                       w * win2[:, :, :shared] + (1 - w) * win1[:, :, -shared:], what="blended context frames")
+    stream = WindowStream(vae)
+    streamed = torch.cat([stream.step(z[:, :, a:b]) for a, b in stream_plan(fam, z.shape[2], chunk)], dim=2)
+    assert_bit_equal(streamed[:, :, win1.shape[2]:], out.video[:, :, win1.shape[2]:], proof=proof,
+                     what="the pipeline's window stream after the shared frames")
+    if ctx > 1 or fam.frame_rule[1] > 1:
+        with pytest.raises(ValueError, match="window length"):
+            resolve("chunked-window", fam, tuple(z.shape[2:]), overlap=ctx + 1)
 
 
 def test_kvae_frame_rule_refuses_counts_whose_last_segment_decode_drops_frames(tiny):

@@ -21,6 +21,7 @@ from vaestudy.data import clip_info
 from vaestudy.decode import TilePlan
 from vaestudy.decode.common import check_own_tiles, latent_size_at_least, pixel_size_at_least
 from vaestudy.decode.strategies import STRATEGIES, resolve, strategies_for, stream_strategy, stream_unavailable
+from vaestudy.decode.streams import latent_frames_streamed, stream_plan
 from vaestudy.measure.probe import filled_weights, receptive_field, zero_weights
 from vaestudy.registry import FAMILIES, load_vae
 
@@ -48,7 +49,8 @@ def _model(family):
 def test_notebook_sizes_are_valid_for_every_family(name):
     family = FAMILIES[name]
     vae = _model(family)
-    for lf, side in NB01_DECODE + NB02_DECODE:
+    nb01 = [(latent_frames_streamed(family, lf), side) for lf, side in NB01_DECODE]  # notebook 01 streams >= 2 steps
+    for lf, side in nb01 + list(NB02_DECODE):
         frames, size = pixel_size_at_least(vae, lf, side)
         _, t, h, w = family.latent_shape(frames, *size)  # ValueError for a frame count or size the family refuses
         assert (t, h, w) == latent_size_at_least(vae, lf, side)
@@ -59,6 +61,9 @@ def test_notebook_sizes_are_valid_for_every_family(name):
             assert plan.tile[0] < h
         for s in strategies_for(family):
             resolve(s.name, family, (t, h, w))  # every strategy row's parameters are valid at this size
+    for lf, side in nb01:  # notebook 01's stream row is a stream, not one window that is the family's own decode
+        t = latent_size_at_least(vae, lf, side)[0]
+        assert len(stream_plan(family, t)) >= 2
     for lf, side in NB01_PROBE + NB02_PROBE:
         t, h, w = latent_size_at_least(vae, lf, side)
         family.check_latent_frames(t)

@@ -22,8 +22,10 @@ def test_a_family_gets_only_the_strategies_it_can_run(family):
     fam = get_family(family)
     names = [s.name for s in strategies_for(fam)]
     assert ("chunked" in names) == fam.streamable and ("tiled+chunked" in names) == fam.streamable
-    # windows stand in where there is no cache, where a latent prefix decodes to a video prefix
-    assert ("chunked-window" in names) == (not fam.streamable and fam.causal_frames)
+    # windows stand in wherever there is no cache (on a fixed frame grid, whole windows on the grid); the chunk
+    # strategies that take a latent prefix for a video prefix only where that holds
+    assert ("chunked-window" in names) == (not fam.streamable)
+    assert ("chunked-naive" in names) == fam.causal_frames
     if not fam.streamable:
         with pytest.raises(ValueError, match=f"strategy='chunked' needs a temporal cache; {family} has none"):
             resolve("chunked", fam, (3, 8, 8))

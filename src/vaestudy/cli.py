@@ -18,8 +18,9 @@ from vaestudy import bench as B
 from vaestudy.bench import planner as P
 from vaestudy.bench.levers import check_levers
 from vaestudy.bench.store import ResultStore
-from vaestudy.decode import chunk_plan, decode_full
+from vaestudy.decode import decode_full
 from vaestudy.decode.common import check_own_tiles, fit_own_tiles, random_latent
+from vaestudy.decode.streams import latent_frames_streamed, stream_plan
 from vaestudy.decode.tiled import default_tile_plan
 from vaestudy.devices import canonical_name, check_device
 from vaestudy.guide.comparisons import format_strategy_table, strategy_table
@@ -73,8 +74,10 @@ CHECK_FRAMES, CHECK_SIDE = 17, 64
 
 def _check_defaults(family, frames: int | None, size: str | None, overlap: int) -> tuple[int, str]:
     """decode-check's --frames and --size where the reader gave none: the family's smallest valid ones."""
-    if frames is None:
-        frames = next(f for f in family.valid_frame_counts(CHECK_FRAMES + 8 * family.frame_rule[3]) if f >= CHECK_FRAMES)
+    if frames is None:  # and at least two stream steps: a one-step stream would be the family's own decode
+        first = next(f for f in family.valid_frame_counts(CHECK_FRAMES + 8 * family.frame_rule[3]) if f >= CHECK_FRAMES)
+        s = family.spatial_compression
+        frames = family.pixel_frames(latent_frames_streamed(family, family.latent_shape(first, s, s)[1]))
     if size is None:
         s = family.spatial_compression
         side = s * -(-max(CHECK_SIDE, (max(overlap, 0) + 2) * s) // s)
@@ -93,7 +96,7 @@ def cmd_decode_check(args) -> int:
     _, latent_frames, lh, lw = family.latent_shape(args.frames, *size)  # validate before loading anything
     default_tile_plan((lh, lw), args.overlap)  # the tiled rows must really tile
     if args.chunk is not None:
-        chunk_plan(family, latent_frames, args.chunk)
+        stream_plan(family, latent_frames, args.chunk)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     vae = load_vae(args.model, args.weights, device=args.device, dtype=torch.float32, seed=args.seed)
@@ -535,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode-check", help="every decode strategy on one latent, errors against the full decode")
     _model_args(p)
     p.add_argument("--frames", type=int, default=None,
-                   help=f"pixel frames (default: the family's first valid count >= {CHECK_FRAMES}; its rule: {FRAME_RULES})")
+                   help=f"pixel frames (default: the family's first valid count >= {CHECK_FRAMES} that streams in two steps or "
+                        f"more; its rule: {FRAME_RULES})")
     p.add_argument("--size", default=None,
                    help=f"HEIGHTxWIDTH in pixels (default: {CHECK_SIDE}x{CHECK_SIDE}, or larger where the family needs "
                         f"it for two overlapping tiles or its own tile grid)")

@@ -9,12 +9,14 @@ Three modes, one call shape:
   context in front (a causal decoder turns a clip's first latent frame into a single pixel
   frame, which is dropped) so the frame count matches, but no cached features are carried.
 * ``window`` – like naive with ``overlap`` latent frames of context, the overlapping pixel
-  frames blended (the only option for families without a cache; inexact).
+  frames blended (the only option for families without a cache; inexact). On a fixed frame grid (a latent prefix
+  is not a video prefix) every window is a whole clip on the grid, and the frames its context decodes again are
+  the ones blended.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -27,7 +29,7 @@ from vaestudy.decode.common import (
     plain_decode,
     validate_latent,
 )
-from vaestudy.decode.streams import chunk_plan, open_stream
+from vaestudy.decode.streams import open_stream, stream_chunk, stream_plan, window_context
 from vaestudy.decode.tiled import BLENDS, blend_ramp
 from vaestudy.registry.families import family_of
 
@@ -39,13 +41,13 @@ def iter_chunked(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = 
     """Yield :class:`Chunk` objects, in order, as each group of pixel frames becomes final.
 
     ``chunk`` latent frames per step (default: the family's smallest valid chunk); ``overlap`` latent frames of
-    context per window for ``mode='window'`` (default: the family's ``window_overlap``)."""
+    context per window for ``mode='window'`` (default: :func:`~vaestudy.decode.streams.window_context`)."""
     family = validate_latent(vae, z)
-    chunk = family.default_chunk if chunk is None else chunk
-    overlap = family.window_overlap if overlap is None else overlap
+    chunk = stream_chunk(family) if chunk is None else chunk
+    overlap = window_context(family) if overlap is None else overlap
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is unknown; valid: {', '.join(MODES)}")
-    plan = chunk_plan(family, z.shape[2], chunk)  # validates chunk
+    plan = stream_plan(family, z.shape[2], chunk)  # validates chunk (on a frame grid: a multiple of its step)
     if mode == "cache":
         open_stream(vae)  # raises for families without a cache, before any work
         return _iter_cache(vae, z, plan)
@@ -74,11 +76,21 @@ def _iter_cache(vae, z, plan) -> Iterator[Chunk]:
             yield Chunk(out, family.latent_to_pixel_frames(0, a)[1], dt, el)
 
 
+def _cover_start(family, step: tuple[int, int], overlap: int) -> int:
+    """First pixel frame of the video that the window of latent ``step`` = [a, b) covers (``overlap`` latent frames
+    of context in front): after the dropped first frame of a causal window, or on a frame grid where the clip of its
+    last latent frame ends minus the window's own length."""
+    a, b = step
+    s = max(a - overlap, 0)
+    if family.causal_frames:
+        return 0 if s == 0 else family.latent_to_pixel_frames(0, s + 1)[1]
+    return family.pixel_frames(b) - family.pixel_frames(b - s)
+
+
 def _iter_window(vae, z, plan, overlap, blend) -> Iterator[Chunk]:
     """Overlapping independent windows; pixel frames shared by two windows are blended."""
     family = family_of(vae)
     device, _ = model_device_dtype(vae)
-    px = family.latent_to_pixel_frames
     sw = Clock(device)
     pending = None  # frames decoded but possibly still to be blended with the next window
     pending_start = 0
@@ -86,9 +98,11 @@ def _iter_window(vae, z, plan, overlap, blend) -> Iterator[Chunk]:
         for j, (a, b) in enumerate(plan):
             s = max(a - overlap, 0)
             out = plain_decode(vae, z[:, :, s:b])
-            cover_start = 0 if s == 0 else px(0, s + 1)[1]  # first pixel frame this window covers
-            if s > 0:
+            if s > 0 and family.causal_frames:
                 out = out[:, :, 1:]  # the window's own first frame stands for a video start: drop it
+            # on a frame grid a window's first frames decode its context again: frames the previous window covered,
+            # blended below like a causal window's
+            cover_start = _cover_start(family, (a, b), overlap)
             if pending is not None and cover_start < pending_start:
                 out = out[:, :, pending_start - cover_start:]  # already handed out
                 cover_start = pending_start
@@ -105,8 +119,7 @@ def _iter_window(vae, z, plan, overlap, blend) -> Iterator[Chunk]:
             pending, pending_start = out, cover_start
             if j + 1 < len(plan):
                 # frames before the next window's coverage are final now
-                nxt = plan[j + 1][0]
-                keep_from = px(0, max(nxt - overlap, 0) + 1)[1]
+                keep_from = _cover_start(family, plan[j + 1], overlap)
                 final = keep_from - pending_start
                 if final > 0:
                     dt, el = sw.lap()
@@ -121,8 +134,8 @@ def decode_chunked(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str 
     """Collect :func:`iter_chunked` into a :class:`DecodeResult` (strategy ``chunked``, ``chunked-naive``
     or ``chunked-window``)."""
     family = family_of(vae)
-    chunk = family.default_chunk if chunk is None else chunk
-    overlap = family.window_overlap if overlap is None else overlap
+    chunk = stream_chunk(family) if chunk is None else chunk
+    overlap = window_context(family) if overlap is None else overlap
     chunks = iter_chunked(vae, z, chunk, mode=mode, overlap=overlap, blend=blend)
     name = {"cache": "chunked", "naive": "chunked-naive", "window": "chunked-window"}[mode]
     exact = mode == "cache" and family.streams_exactly

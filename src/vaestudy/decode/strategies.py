@@ -20,7 +20,7 @@ import torch
 from vaestudy.decode.chunked import MODES, decode_chunked, iter_chunked
 from vaestudy.decode.common import Chunk, DecodeResult, timed_single
 from vaestudy.decode.full import decode_full, decode_single_pass
-from vaestudy.decode.streams import chunk_plan
+from vaestudy.decode.streams import stream_chunk, stream_plan, window_context
 from vaestudy.decode.tiled import (
     BLENDS,
     TilePlan,
@@ -61,8 +61,8 @@ class Strategy:
     def applies_to(self, family: VAEFamily) -> bool:
         if self.needs_cache and not family.streamable:
             return False
-        if "chunk" in self.params and not family.causal_frames:
-            return False  # a latent prefix does not decode to a video prefix: chunks and windows do not apply
+        if "chunk" in self.params and not family.causal_frames and self.name != "chunked-window":
+            return False  # a latent prefix does not decode to a video prefix: only whole windows on the grid apply
         if self.name == "diffusers-tiled":
             return has_diffusers_spatial_tiles(family)
         return True
@@ -170,7 +170,8 @@ def get_strategy(name: str) -> Strategy:
 def strategies_for(family: VAEFamily, *, bench: bool = False) -> list[Strategy]:
     """The strategies that apply to ``family`` (only the bench's with ``bench``), in table order.
 
-    ``chunked-window`` stands in for ``chunked`` where a family has no cache, and is left out where it has one.
+    ``chunked-window`` stands in for ``chunked`` where a family has no cache, and is left out where it has one. On a
+    fixed frame grid (a latent prefix is not a video prefix) it is the only chunked strategy: whole windows on the grid.
     """
     out = []
     for s in STRATEGIES.values():
@@ -184,8 +185,8 @@ def strategies_for(family: VAEFamily, *, bench: bool = False) -> list[Strategy]:
 
 def stream_strategy(family: VAEFamily) -> str | None:
     """The strategy that streams ``family`` closest to its own decode: ``chunked`` (the cache carried) where it has
-    a cache, ``chunked-window`` (overlapping windows, inexact) where it has none, None where a latent prefix does not
-    decode to a video prefix (see :func:`stream_unavailable`)."""
+    a cache, ``chunked-window`` (overlapping windows, inexact; on a fixed frame grid every window a valid clip) where
+    it has none, None where the table offers neither (see :func:`stream_unavailable`)."""
     names = [s.name for s in strategies_for(family)]
     return next((n for n in ("chunked", "chunked-window") if n in names), None)
 
@@ -230,8 +231,8 @@ def resolve(name: str, family: VAEFamily, latent_shape: tuple[int, int, int], *,
     lt, lh, lw = latent_shape
     out: dict = {}
     if "chunk" in s.params:
-        out["chunk"] = family.default_chunk if chunk is None else chunk
-        chunk_plan(family, lt, out["chunk"])  # validates chunk
+        out["chunk"] = stream_chunk(family) if chunk is None else chunk
+        stream_plan(family, lt, out["chunk"])  # validates chunk (on a frame grid: a multiple of its latent step)
     if "tile" in s.params:
         if tile is None:
             o = 2 if overlap is None else _pair(overlap, "overlap")[0]
@@ -240,9 +241,13 @@ def resolve(name: str, family: VAEFamily, latent_shape: tuple[int, int, int], *,
             plan = TilePlan.build((lh, lw), tile, 2 if overlap is None else overlap)
         out["tile"], out["overlap"] = tuple(plan.tile), tuple(plan.overlap)
     elif "overlap" in s.params:  # temporal windows: latent frames of context
-        out["overlap"] = family.window_overlap if overlap is None else overlap
+        out["overlap"] = window_context(family) if overlap is None else overlap
         if not isinstance(out["overlap"], int) or isinstance(out["overlap"], bool) or out["overlap"] < 1:
             raise ValueError(f"overlap={out['overlap']!r} must be an integer >= 1 latent frame for {name}")
+        if "chunk" in out:  # every window (its context and its chunk) must be a clip the family decodes
+            for a, b in stream_plan(family, lt, out["chunk"])[1:]:
+                family.check_latent_frames(b - max(a - out["overlap"], 0),
+                                           name=f"window length (chunk={out['chunk']} + overlap={out['overlap']})")
     if "blend" in s.params:
         out["blend"] = "linear" if blend is None else blend
         if out["blend"] not in BLENDS:

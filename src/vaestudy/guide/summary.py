@@ -9,6 +9,7 @@ from vaestudy import pipelines as P
 from vaestudy.bench import planner
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
 from vaestudy.decode.strategies import strategies_for
+from vaestudy.decode.streams import window_context
 from vaestudy.decode.tiled import TilePlan
 from vaestudy.guide.atlas import static_row
 from vaestudy.guide.claims import THRESHOLDS, judge_close, judge_exact
@@ -116,8 +117,9 @@ def rules_checklist(family: str) -> list[dict]:
                   f"it carries a `{f.cache}` cache, but chunks are not exact: {_not_exact_why(f)}")
     elif "chunked-window" in names:
         stream = ("full decode; overlapping windows (chunked-window) only to stream, inexact",
-                  (f"no cache to carry; windows overlap by {f.window_overlap} latent frame(s) and are blended, which "
-                  "is never the full decode"))
+                  (f"no cache to carry; windows overlap by {window_context(f)} latent frame(s) and are blended, which "
+                  "is never the full decode" + ("" if f.causal_frames else
+                                                 f"; every window is a whole clip on its {f.frame_rule_text} frame grid")))
     else:
         _, _, pbase, pstep = f.frame_rule
         why = ("its decode() takes one latent per frame and mixes the clip's frames in time" if f.per_frame_latents

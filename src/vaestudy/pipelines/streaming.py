@@ -13,7 +13,14 @@ from __future__ import annotations
 import torch
 
 from vaestudy.decode.common import pixel_size_at_least, plain_decode
-from vaestudy.decode.streams import chunk_plan, open_stream
+from vaestudy.decode.streams import (  # the stream plan's rules live beside the cache streams; re-exported here
+    check_stream_chunk,
+    first_chunk,
+    open_stream,
+    stream_chunk,
+    stream_plan,  # noqa: F401 (re-exported)
+    window_context,
+)
 from vaestudy.registry.families import family_of
 from vaestudy.registry.family import VAEFamily
 from vaestudy.training.heldout import encode_mean
@@ -39,64 +46,6 @@ def stream_words(family: VAEFamily) -> str:
     grid = "" if family.causal_frames else f", every window a valid clip of the {family.frame_rule_text} frame rule"
     return (f"overlapping windows: {window_context(family)} latent frame(s) of context decoded again in front of each "
             f"chunk and dropped{grid} (no cache: inexact)")
-
-
-def window_context(family: VAEFamily) -> int:
-    """Latent frames of context a window carries in front of each new chunk, the fewest that keep every window a
-    valid clip length: the family's ``window_overlap`` for causal frame counts, on a fixed grid the shortest valid
-    clip longer than one latent step minus that step."""
-    if family.causal_frames:
-        return family.window_overlap
-    step = family.frame_rule[1]
-    return family.latent_frames_at_least(step + 1) - step
-
-
-# On a fixed frame grid a step adds at least this many pixel frames (the 4 of a causal 4x family's one-latent-frame
-# chunk), so a per-frame family's chunk boundaries have frames between them to compare with.
-MIN_STEP_FRAMES = 4
-
-
-def stream_chunk(family: VAEFamily) -> int:
-    """Latent frames per streamed step: the family's smallest valid chunk (``default_chunk``), or on a fixed frame
-    grid the fewest grid steps that add at least :data:`MIN_STEP_FRAMES` pixel frames."""
-    if family.causal_frames:
-        return family.default_chunk
-    _, step, _, pstep = family.frame_rule
-    return step * -(-MIN_STEP_FRAMES // pstep)
-
-
-def check_stream_chunk(family: VAEFamily, chunk: int, name: str = "chunk") -> None:
-    """ValueError naming ``name`` unless ``chunk`` latent frames is a valid step of the family's stream."""
-    if family.causal_frames:
-        family.check_chunk(chunk, name)
-        return
-    step = family.frame_rule[1]
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1 or chunk % step:
-        raise ValueError(f"{name}={chunk!r} is invalid for {family.name}: on its {family.frame_rule_text} frame grid a "
-                         f"step must add a multiple of {step} latent frames (valid: {step}, {2 * step}, ...)")
-
-
-def first_chunk(family: VAEFamily, chunk: int) -> int:
-    """Latent frames of a stream's first step when every later step holds ``chunk``: the shortest valid latent
-    length >= ``chunk``, so every prefix of the stream is a valid clip."""
-    check_stream_chunk(family, chunk)
-    return family.latent_frames_at_least(chunk)
-
-
-def stream_plan(family: VAEFamily, latent_frames: int, chunk: int | None = None) -> list[tuple[int, int]]:
-    """Latent frame ranges [a, b) of a streamed decode: the family's chunk plan, or on a fixed frame grid a first
-    valid clip and then steps of ``chunk`` latent frames (a multiple of the grid's latent step)."""
-    chunk = stream_chunk(family) if chunk is None else chunk
-    family.check_latent_frames(latent_frames)
-    if family.causal_frames:
-        return chunk_plan(family, latent_frames, chunk)
-    check_stream_chunk(family, chunk)
-    base = family.frame_rule[0]
-    first = base + (latent_frames - base) % chunk
-    plan = [(0, first)]
-    while plan[-1][1] < latent_frames:
-        plan.append((plan[-1][1], plan[-1][1] + chunk))
-    return plan
 
 
 def frames_at_least(family: VAEFamily, frames: int, *, steps: int = 2, chunk: int | None = None) -> int:
