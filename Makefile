@@ -48,6 +48,12 @@ test: $(VENV)/.installed browser
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
+# notebook 01 executed for every registry family (tiny configs); CI runs it after make test
+test-families: export HF_HUB_OFFLINE = 1
+test-families: export VAESTUDY_ALL_FAMILIES = 1
+test-families: $(VENV)/.installed
+	$(PY) -m pytest tests/test_notebooks_families.py --durations=15 $(PYTEST_ARGS)
+
 report: $(VENV)/.installed
 	$(VENV)/bin/vaestudy report $(REPORT_ARGS)
 
@@ -61,4 +67,4 @@ readme-figures:
 	@for f in $(README_FIGURES); do test -f figures/$$f || { echo "figures/$$f is missing: run make report first"; exit 1; }; done
 	mkdir -p docs/figures && cp $(addprefix figures/,$(README_FIGURES)) docs/figures/
 
-.PHONY: venv browser test test-fast report gpu-check readme-figures
+.PHONY: venv browser test test-fast test-families report gpu-check readme-figures
