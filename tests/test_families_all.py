@@ -369,3 +369,16 @@ def test_counting_on_meta_leaves_real_models_alone():
 def test_random_weights_refuse_a_model_above_the_budget():
     with pytest.raises(ValueError, match=r"minimax-h3.* GiB of fp32 weights"):
         load_vae("minimax-h3", "random", max_bytes=2 ** 30)
+
+
+def test_decoder_attention_classes_read_the_decoder_modules(tiny):
+    """The attention classes notebook 01 names when no tile overlap meets the tolerance: read from the loaded decoder
+    (a tiny config may leave out a layer the released one has), and the registry's ``attention_block`` among them."""
+    from vaestudy.decode.common import decoder_attention_classes
+
+    assert decoder_attention_classes(tiny("cogvideox")) == []  # convolutions and GroupNorm only
+    assert decoder_attention_classes(tiny("hunyuanvideo1.5")) == ["HunyuanVideo15AttnBlock"]
+    for name in ("wan2.1", "minimax-h3"):
+        found = decoder_attention_classes(tiny(name))
+        assert found and all("att" in n.lower() for n in found)
+        assert get_family(name).attention_block in (None, *found)

@@ -159,6 +159,14 @@ def decoder_mid_attention(vae: torch.nn.Module) -> torch.nn.Module:
     return attns[0]
 
 
+def decoder_attention_classes(vae: torch.nn.Module) -> list[str]:
+    """Class names of the attention modules in the model's decoder (every module whose class name says attention),
+    in order of first appearance: what lets one decoded pixel depend on a whole frame or clip, beyond any overlap."""
+    decoder = getattr(vae, "decoder", vae)
+    names = [type(m).__name__ for m in decoder.modules()]
+    return list(dict.fromkeys(n for n in names if "attention" in n.lower() or "attn" in n.lower()))
+
+
 def clear_vae_cache(vae: torch.nn.Module) -> None:
     """Drop any temporal cache a diffusers VAE keeps between calls (``clear_cache`` or ``_clear_conv_cache``)."""
     if hasattr(vae, "clear_cache"):
