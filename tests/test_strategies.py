@@ -59,3 +59,16 @@ def test_exact_for_matches_what_the_decode_measures(family):
         assert (chunked - full).abs().max() > 1e-3
     frames = torch.cat([c.frames for c in iter_strategy("chunked", vae, z, chunk=fam.default_chunk)], dim=2)
     assert_video_close(frames, chunked, atol=FP32_EXACT)  # the chunks of a run are the video of that run
+
+
+def test_latent_frames_streamed_is_the_shortest_valid_latent_of_two_steps():
+    from vaestudy.decode.streams import latent_frames_streamed, stream_plan
+
+    for fam in FAMILIES.values():
+        n = latent_frames_streamed(fam, 3)
+        fam.check_latent_frames(n)
+        assert n >= 3 and len(stream_plan(fam, n)) >= 2
+        shorter = [k for k in range(3, n) if fam.latent_frames_at_least(k) == k]
+        assert all(len(stream_plan(fam, k)) < 2 for k in shorter)
+    with pytest.raises(ValueError, match="steps=0"):
+        latent_frames_streamed(get_family("wan2.1"), 3, steps=0)
