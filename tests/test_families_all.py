@@ -378,7 +378,8 @@ def test_decoder_attention_classes_read_the_decoder_modules(tiny):
 
     assert decoder_attention_classes(tiny("cogvideox")) == []  # convolutions and GroupNorm only
     assert decoder_attention_classes(tiny("hunyuanvideo1.5")) == ["HunyuanVideo15AttnBlock"]
-    for name in ("wan2.1", "minimax-h3"):
+    for name in ("wan2.1", "wan2.2", "minimax-h3"):
         found = decoder_attention_classes(tiny(name))
         assert found and all("att" in n.lower() for n in found)
         assert get_family(name).attention_block in (None, *found)
+    assert get_family("wan2.2").attention_block == "WanAttentionBlock"  # one class, one mid-block attention

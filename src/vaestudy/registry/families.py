@@ -164,6 +164,7 @@ FAMILIES: dict[str, VAEFamily] = {
                             "temperal_downsample equal the class defaults"),
         decode_batch=1,
         cache_module="autoencoder_kl_wan:WanCausalConv3d",
+        attention_block="WanAttentionBlock",  # the same mid-block attention class as Wan 2.1's decoder
     ),
     "hunyuanvideo1.5": VAEFamily(
         name="hunyuanvideo1.5",
