@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from vaestudy.decode.common import check_own_tiles, fit_own_tiles, own_tile_grid
+from vaestudy.decode.common import check_own_tiles, decoder_attention_classes, fit_own_tiles, own_tile_grid
 from vaestudy.guide import atlas as A
 from vaestudy.guide.claims import raw_compression
-from vaestudy.registry import FAMILIES, exemplar
+from vaestudy.registry import FAMILIES, exemplar, load_vae
 
 
 def test_static_rows_cover_every_family_with_counted_costs():
@@ -33,6 +33,13 @@ def test_pretrained_weights_missing_here_fall_back_to_tiny_and_the_row_says_so(m
     row = A.measured_row(name, A.AtlasSize(latent_frames=2, latent_side=2), weights="pretrained", probe_sizes=(4,))
     assert row["weights"] == "tiny"
     assert A.exactness_word(row, 1e-4).startswith("cache: same decode")  # its stream is its own decode's arithmetic
+    assert row["attention"] == decoder_attention_classes(load_vae(name, "tiny"))  # read from the loaded decoder
+
+
+def test_frame_global_ops_are_the_attention_classes_and_a_group_norm():
+    assert A.frame_global_ops({"attention": ["WanAttentionBlock"], "norm": "rms"}) == ["WanAttentionBlock"]
+    assert A.frame_global_ops({"attention": [], "norm": "group"}) == ["GroupNorm"]
+    assert A.frame_global_ops({"attention": [], "norm": "rms"}) == []
 
 
 def test_the_exactness_word_follows_the_threshold():

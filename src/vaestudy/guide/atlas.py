@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from vaestudy.bench.memory import PeakMemory
-from vaestudy.decode.common import clear_vae_cache, fit_own_tiles, random_latent
+from vaestudy.decode.common import clear_vae_cache, decoder_attention_classes, fit_own_tiles, random_latent
 from vaestudy.decode.strategies import resolve, run_strategy
 from vaestudy.decode.streams import latent_frames_streamed
 from vaestudy.guide.claims import _Reference, raw_compression
@@ -114,7 +114,8 @@ def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, dev
                                       size.latent_side))
     s = family.spatial_compression
     z = random_latent(vae, family.pixel_frames(lf), (side * s, side * s), seed=seed)
-    row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z)}
+    row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z),
+           "attention": decoder_attention_classes(vae)}
     row["peak_bytes_per_px_frame"] = row["peak_bytes"] / row["pixel_frames"]
     try:
         rf = unbounded_receptive_field(vae, family.latent_frames_at_least(PROBE_FRAMES), probe_sizes, seed=seed)
@@ -150,6 +151,13 @@ def gpu_reference_rows(name: str, strategy: str = "full") -> dict:
                      "peak_bytes": r["peak_bytes"], "peak_bytes_per_px_frame": r["peak_bytes"] / r["pixel_frames"],
                      "px_frames_per_s": r["pixel_frames"] / wall})
     return {"label": ref.label, "rows": rows, "readme": ref.data["readme"]}
+
+
+def frame_global_ops(row: dict) -> list[str]:
+    """The operations of an atlas row's decoder that mix a whole frame: its attention classes (read from the loaded
+    decoder) and a GroupNorm (the registry's ``norm``), whose statistics pool every pixel of the frame. Through them
+    every latent pixel reaches every output pixel, so the gradient mass never fits in a finite receptive field."""
+    return list(row.get("attention") or []) + (["GroupNorm"] if row.get("norm") == "group" else [])
 
 
 def exactness_word(row: dict, exact_abs: float) -> str:
