@@ -72,3 +72,17 @@ def test_a_tiles_only_latent_is_fitted_to_its_grid(tiny):
     assert fitted == tuple(k for k, _ in own_tile_grid(vae))  # the smallest: one tile
     other = tiny(exemplar("exact stream").name)
     assert fit_own_tiles(other, (3, 5, 7)) == (3, 5, 7)
+
+
+def test_zero_initialised_weights_are_filled_for_the_measurements_and_named():
+    """MiniMax-H3's tiny config initialises its ViT blocks' residual scales to zero: every block is the identity, so
+    its overlapping windows would equal its own decode and its receptive field would be 0. The atlas measures with
+    those weights set to 1 and names them; then the windows differ from decode() and the probe reaches beyond 0."""
+    from vaestudy.measure.probe import zero_weights
+
+    name = "minimax-h3"
+    zeros = zero_weights(load_vae(name, "tiny"))
+    assert any("scale1" in n for n in zeros)
+    row = A.measured_row(name, A.AtlasSize(latent_frames=7, latent_side=4), probe_sizes=(8,))
+    assert row["filled"] == zeros and row["stream"] == "chunked-window"
+    assert row["max_abs"] > 1e-4 and row["rf_99"] > 0

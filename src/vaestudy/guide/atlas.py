@@ -22,7 +22,7 @@ from vaestudy.decode.strategies import resolve, run_strategy
 from vaestudy.decode.streams import latent_frames_streamed
 from vaestudy.guide.claims import _Reference, raw_compression
 from vaestudy.measure.oracle import compare
-from vaestudy.measure.probe import receptive_field
+from vaestudy.measure.probe import filled_weights, receptive_field, zero_weights
 from vaestudy.registry.cost import family_cost
 from vaestudy.registry.families import FAMILIES, family_of, get_family
 from vaestudy.registry.family import VAEFamily
@@ -101,7 +101,12 @@ def unbounded_receptive_field(vae, latent_frames: int, sizes=PROBE_SIZES, *, see
 def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, device: str = "cpu",
                  probe_sizes=PROBE_SIZES, weights: str = "tiny") -> dict:
     """The family decoded here at ``size`` from ``weights`` (pretrained weights that cannot be had here fall back to
-    the tiny config, and the row says so in ``weights``): the chunk comparison and the receptive field."""
+    the tiny config, and the row says so in ``weights``): the chunk comparison and the receptive field.
+
+    A random initialisation (``tiny``, ``random``) leaves some weights exactly zero (a residual branch's scale, a
+    temporal mixing logit: :func:`~vaestudy.measure.probe.zero_weights`); a zero residual scale makes its block the
+    identity, which would make a stream or a probe look more local than the architecture is. Those weights are set
+    to 1 for the measurements, as a trained model's are not zero, and ``filled`` names them."""
     family = get_family(name)
     check_weight_source(weights)
     try:
@@ -114,15 +119,18 @@ def measured_row(name: str, size: AtlasSize = AtlasSize(), *, seed: int = 0, dev
                                       size.latent_side))
     s = family.spatial_compression
     z = random_latent(vae, family.pixel_frames(lf), (side * s, side * s), seed=seed)
-    row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z),
-           "attention": decoder_attention_classes(vae)}
-    row["peak_bytes_per_px_frame"] = row["peak_bytes"] / row["pixel_frames"]
-    try:
-        rf = unbounded_receptive_field(vae, family.latent_frames_at_least(PROBE_FRAMES), probe_sizes, seed=seed)
-        row.update(rf_90=rf["rf"]["radii"][0.9], rf_99=rf["rf"]["radii"][0.99], rf_probe=rf["probe_side"],
-                   rf_bounded=rf["bounded"])
-    except (ValueError, RuntimeError, NotImplementedError) as exc:  # a decode the probe cannot differentiate
-        row.update(rf_90=None, rf_99=None, rf_probe=None, rf_bounded=None, rf_error=f"{type(exc).__name__}: {exc}")
+    filled = zero_weights(vae) if weights in ("tiny", "random") else []
+    with filled_weights(vae, filled):
+        row = {"family": name, "weights": weights, "latent": (lf, side, side), **chunk_comparison(vae, z),
+               "attention": decoder_attention_classes(vae), "filled": filled}
+        row["peak_bytes_per_px_frame"] = row["peak_bytes"] / row["pixel_frames"]
+        try:
+            rf = unbounded_receptive_field(vae, family.latent_frames_at_least(PROBE_FRAMES), probe_sizes, seed=seed)
+            row.update(rf_90=rf["rf"]["radii"][0.9], rf_99=rf["rf"]["radii"][0.99], rf_probe=rf["probe_side"],
+                       rf_bounded=rf["bounded"])
+        except (ValueError, RuntimeError, NotImplementedError) as exc:  # a decode the probe cannot differentiate
+            row.update(rf_90=None, rf_99=None, rf_probe=None, rf_bounded=None,
+                       rf_error=f"{type(exc).__name__}: {exc}")
     return row
 
 
