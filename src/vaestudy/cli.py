@@ -74,12 +74,11 @@ CHECK_FRAMES, CHECK_SIDE = 17, 64
 
 def _check_defaults(family, frames: int | None, size: str | None, overlap: int) -> tuple[int, str]:
     """decode-check's --frames and --size where the reader gave none: the family's smallest valid ones."""
+    s = family.spatial_compression
     if frames is None:  # and at least two stream steps: a one-step stream would be the family's own decode
         first = next(f for f in family.valid_frame_counts(CHECK_FRAMES + 8 * family.frame_rule[3]) if f >= CHECK_FRAMES)
-        s = family.spatial_compression
         frames = family.pixel_frames(latent_frames_streamed(family, family.latent_shape(first, s, s)[1]))
     if size is None:
-        s = family.spatial_compression
         side = s * -(-max(CHECK_SIDE, (max(overlap, 0) + 2) * s) // s)
         size = f"{side}x{side}"
     return frames, size

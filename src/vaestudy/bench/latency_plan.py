@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vaestudy.decode.common import own_tile_grid
-from vaestudy.decode.strategies import no_prefix_reason, strategies_for, stream_strategy
+from vaestudy.decode.strategies import no_prefix_reason, strategies_for
 from vaestudy.registry.families import family_of
 from vaestudy.registry.family import VAEFamily
 
@@ -60,10 +60,9 @@ def no_stream_reason(family: VAEFamily) -> str:
     """Why the bench times no stream for ``family``, in a sentence from its rules ("" when it times one)."""
     if bench_stream(family) is not None:
         return ""
-    window = (" It streams only with overlapping windows on its frame grid (chunked-window, inexact), which the "
-              "bench does not time; notebook 01 and the atlas measure them." if stream_strategy(family) else "")
-    return (f"{family.name} has no streamed decode to time: {no_prefix_reason(family)}.{window} Only the whole-clip "
-            "strategies are measured.")
+    return (f"{family.name} has no streamed decode to time: {no_prefix_reason(family)}. It streams only with "
+            "overlapping windows on its frame grid (chunked-window, inexact), which the bench does not time; notebook "
+            "01 and the atlas measure them. Only the whole-clip strategies are measured.")
 
 
 def _grid_sides(vae: torch.nn.Module, wanted: list[int]) -> tuple[list[int], list[int]]:

@@ -29,7 +29,7 @@ from vaestudy.decode.common import (
     plain_decode,
     validate_latent,
 )
-from vaestudy.decode.streams import open_stream, stream_chunk, stream_plan, window_context
+from vaestudy.decode.streams import check_windows, open_stream, stream_chunk, stream_plan, window_context
 from vaestudy.decode.tiled import BLENDS, blend_ramp
 from vaestudy.registry.families import family_of
 
@@ -57,8 +57,7 @@ def iter_chunked(vae, z: torch.Tensor, chunk: int | None = None, *, mode: str = 
         raise ValueError(f"overlap={overlap!r} must be an integer >= 1 latent frame for mode='window'")
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is unknown; valid: {', '.join(BLENDS)}")
-    for a, b in plan[1:]:
-        family.check_latent_frames(b - max(a - overlap, 0), name=f"window length (chunk={chunk} + overlap={overlap})")
+    check_windows(family, z.shape[2], chunk, overlap)
     return _iter_window(vae, z, plan, overlap, blend)
 
 

@@ -29,7 +29,7 @@ from vaestudy.decode.common import (
     plain_decode,
     validate_latent,
 )
-from vaestudy.decode.streams import chunk_plan
+from vaestudy.decode.streams import check_windows, chunk_plan
 from vaestudy.decode.tiled import BLENDS, TileBlender, TilePlan, blend_ramp
 from vaestudy.registry.families import family_of
 
@@ -158,8 +158,7 @@ def decode_window_grid(vae, z: torch.Tensor, chunk: int | None = None, overlap: 
     _check(blend, grid)
     if not isinstance(overlap, int) or overlap < 1:
         raise ValueError(f"overlap={overlap!r} must be an integer >= 1 latent frame")
-    for s, b, _, _ in window_ranges(family, z.shape[2], chunk, overlap)[1:]:
-        family.check_latent_frames(b - s, name=f"window length (chunk={chunk} + overlap={overlap})")
+    check_windows(family, z.shape[2], chunk, overlap)
     return collect("chunked-window", _iter_window(vae, z, chunk, overlap, blend, grid), exact=False,
                    params={"chunk": chunk, "mode": "window", "overlap": overlap, "blend": blend, "grid": grid},
                    vae=vae)

@@ -20,7 +20,7 @@ import torch
 from vaestudy.decode.chunked import MODES, decode_chunked, iter_chunked
 from vaestudy.decode.common import Chunk, DecodeResult, timed_single
 from vaestudy.decode.full import decode_full, decode_single_pass
-from vaestudy.decode.streams import stream_chunk, stream_plan, window_context
+from vaestudy.decode.streams import check_windows, stream_chunk, stream_plan, window_context
 from vaestudy.decode.tiled import (
     BLENDS,
     TilePlan,
@@ -57,11 +57,13 @@ class Strategy:
     run: Callable[..., DecodeResult]
     chunks: Callable[..., Iterator[Chunk]]
     in_bench: bool = True  # the bench and the planner time it (the rest are comparisons for decode-check)
+    # takes whole clips on a fixed frame grid (where a latent prefix is not a video prefix) as its chunks
+    on_frame_grid: bool = False
 
     def applies_to(self, family: VAEFamily) -> bool:
         if self.needs_cache and not family.streamable:
             return False
-        if "chunk" in self.params and not family.causal_frames and self.name != "chunked-window":
+        if "chunk" in self.params and not family.causal_frames and not self.on_frame_grid:
             return False  # a latent prefix does not decode to a video prefix: only whole windows on the grid apply
         if self.name == "diffusers-tiled":
             return has_diffusers_spatial_tiles(family)
@@ -146,7 +148,8 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("chunked-naive", "every chunk decoded as its own clip (one latent frame of context, no cache)", True,
              False, ("chunk",), _never, _naive_run, _naive_chunks),
     Strategy("chunked-window", "overlapping windows of latent frames, blended (families without a cache)", True,
-             False, ("chunk", "overlap", "blend"), _never, _window_run, _window_chunks, in_bench=False),
+             False, ("chunk", "overlap", "blend"), _never, _window_run, _window_chunks, in_bench=False,
+             on_frame_grid=True),
     Strategy("tiled", "our tile plan, each tile through the family's decode, blended in pixel space", False, False,
              ("tile", "overlap", "blend"), _never, _tiled, _whole(_tiled)),
     Strategy("tiled+chunked", "every spatial tile streamed through time with its own cache, blended", True, True,
@@ -245,9 +248,7 @@ def resolve(name: str, family: VAEFamily, latent_shape: tuple[int, int, int], *,
         if not isinstance(out["overlap"], int) or isinstance(out["overlap"], bool) or out["overlap"] < 1:
             raise ValueError(f"overlap={out['overlap']!r} must be an integer >= 1 latent frame for {name}")
         if "chunk" in out:  # every window (its context and its chunk) must be a clip the family decodes
-            for a, b in stream_plan(family, lt, out["chunk"])[1:]:
-                family.check_latent_frames(b - max(a - out["overlap"], 0),
-                                           name=f"window length (chunk={out['chunk']} + overlap={out['overlap']})")
+            check_windows(family, lt, out["chunk"], out["overlap"])
     if "blend" in s.params:
         out["blend"] = "linear" if blend is None else blend
         if out["blend"] not in BLENDS:

@@ -300,6 +300,13 @@ def stream_plan(family: VAEFamily, latent_frames: int, chunk: int | None = None)
     return plan
 
 
+def check_windows(family: VAEFamily, latent_frames: int, chunk: int, overlap: int) -> None:
+    """ValueError before any decode unless every window of a windowed stream (``overlap`` latent frames of context in
+    front of each later step of :func:`stream_plan`) is a clip length the family decodes."""
+    for a, b in stream_plan(family, latent_frames, chunk)[1:]:
+        family.check_latent_frames(b - max(a - overlap, 0), name=f"window length (chunk={chunk} + overlap={overlap})")
+
+
 def latent_frames_streamed(family: VAEFamily, at_least: int, steps: int = 2) -> int:
     """The smallest valid latent frame count >= ``at_least`` that :func:`stream_plan` splits into at least ``steps``
     steps of the family's default chunk (a stream of one step is the family's own decode, trivially exact)."""

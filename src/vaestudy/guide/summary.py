@@ -8,7 +8,6 @@ import shlex
 from vaestudy import pipelines as P
 from vaestudy.bench import planner
 from vaestudy.decode import decode_chunked, decode_full, decode_tiled
-from vaestudy.decode.strategies import strategies_for
 from vaestudy.decode.streams import window_context
 from vaestudy.decode.tiled import TilePlan
 from vaestudy.guide.atlas import static_row
@@ -107,7 +106,6 @@ def rules_checklist(family: str) -> list[dict]:
     """What to choose for ``family``, read from its registry rules alone (no measurement): how to stream it, how to
     tile it, which frame counts to ask for and what its own decode() does. Rows of goal / choose / why."""
     f = get_family(family)
-    names = [s.name for s in strategies_for(f)]
     if f.streams_exactly:
         stream = ("chunked, carrying its cache",
                   (f"the decoder's `{f.cache}` cache carried between chunks is the full decode's arithmetic (exact); "
@@ -115,17 +113,11 @@ def rules_checklist(family: str) -> list[dict]:
     elif f.streamable:
         stream = ("full decode where exactness matters; chunked (cache carried) otherwise, inexact",
                   f"it carries a `{f.cache}` cache, but chunks are not exact: {_not_exact_why(f)}")
-    elif "chunked-window" in names:
+    else:  # no cache: chunked-window applies to every such family (on a frame grid, whole clips on the grid)
         stream = ("full decode; overlapping windows (chunked-window) only to stream, inexact",
                   (f"no cache to carry; windows overlap by {window_context(f)} latent frame(s) and are blended, which "
                   "is never the full decode" + ("" if f.causal_frames else
                                                  f"; every window is a whole clip on its {f.frame_rule_text} frame grid")))
-    else:
-        _, _, pbase, pstep = f.frame_rule
-        why = ("its decode() takes one latent per frame and mixes the clip's frames in time" if f.per_frame_latents
-               else f"its frame counts ({pbase} + {pstep}k) have no lone first frame, so a latent prefix is not a "
-                    "video prefix")
-        stream = ("the full decode: nothing streams", why)
     tiling = {
         "off": ("our tiled decode (or diffusers' enable_tiling)",
                 "its decode() is untiled unless tiling is enabled; tiles need overlap and still leave seams"),
